@@ -14,7 +14,7 @@
 #define ISEG_SOURCE_DIR "."
 #endif
 
-static char g_tmp[4096];
+static char g_tmp[8192];
 
 const char *test_source_dir(void) { return ISEG_SOURCE_DIR; }
 
@@ -29,10 +29,10 @@ const char *test_shared_dir(void) {
 }
 
 const char *test_shared_path(const char *rel) {
-    static char buf[4096];
+    static char buf[8192 + 16];
     const char *dir = test_shared_dir();
     if (!dir) TEST_SKIP("../shared is absent (set ISEG_SHARED_DIR)");
-    snprintf(buf, sizeof(buf), "%s/%s", dir, rel);
+    snprintf(buf, sizeof(buf), "%.4096s/%.4096s", dir, rel);
     struct stat st;
     if (stat(buf, &st) != 0) TEST_SKIP("%s is absent", buf);
     return buf;
@@ -72,13 +72,13 @@ uint64_t test_rand(uint64_t *s) {
 double test_rand_unif(uint64_t *s) { return (double)(test_rand(s) >> 11) * 0x1p-53; }
 
 static int rm_rf(const char *path) {
-    char cmd[8192];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+    char cmd[8192 + 32];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%.8000s'", path);
     return system(cmd);
 }
 
 static int run_one(const struct iseg_test *t, const char *argv0, unsigned timeout_s) {
-    snprintf(g_tmp, sizeof(g_tmp), "%s.tmp.%s.%ld", argv0, t->name, (long)getpid());
+    snprintf(g_tmp, sizeof(g_tmp), "%.4000s.tmp.%.200s.%ld", argv0, t->name, (long)getpid());
     rm_rf(g_tmp);
     if (mkdir(g_tmp, 0755) != 0) {
         fprintf(stderr, "cannot create %s\n", g_tmp);

@@ -1,0 +1,207 @@
+/* coco_accum.c - COCOeval.accumulate and summarize with numpy's exact arithmetic.
+ *
+ * ref: pycocotools/cocoeval.py accumulate, summarize */
+#define _POSIX_C_SOURCE 200809L
+#include <float.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eval/coco_eval_impl.h"
+
+struct acc_ctx {
+    struct iseg_coco_eval *ev;
+    atomic_int             status;
+};
+
+/* one category: every (area, max dets, threshold) */
+static bool accumulate_cat(struct iseg_coco_eval *ev, size_t k) {
+    struct grp **gs = ev->kgrp + ev->kgrp_start[k];
+    size_t       ng = ev->kgrp_start[k + 1] - ev->kgrp_start[k];
+    if (ng == 0) return true; /* no evaluated image: precision/recall stay -1 */
+    size_t n = 0;
+    for (size_t i = 0; i < ng; i++) n += gs[i]->nd;
+    /* concatenation in image order of each image's score-sorted detections */
+    double   *score = iseg__malloc_array(n + 1, sizeof(double));
+    int32_t  *ord   = iseg__malloc_array(2 * n + 2, sizeof(int32_t));
+    int32_t  *gi    = iseg__malloc_array(n + 1, sizeof(int32_t)); /* group of entry */
+    uint32_t *pos   = iseg__malloc_array(n + 1, sizeof(uint32_t)); /* position in group */
+    int32_t  *sub   = iseg__malloc_array(n + 1, sizeof(int32_t));
+    double   *rc    = iseg__malloc_array(n + 1, sizeof(double));
+    double   *pr    = iseg__malloc_array(n + 1, sizeof(double));
+    bool      ok    = score && ord && gi && pos && sub && rc && pr;
+    if (!ok) goto out;
+    size_t j = 0;
+    for (size_t i = 0; i < ng; i++)
+        for (uint32_t d = 0; d < gs[i]->nd; d++) {
+            score[j] = gs[i]->scores[d];
+            gi[j]    = (int32_t)i;
+            pos[j]   = d;
+            ord[j]   = (int32_t)j;
+            j++;
+        }
+    /* np.argsort(-dtScores, kind='mergesort'): stable, ties in concatenation order */
+    iseg__sort_desc_stable(ord, score, n, ord + n);
+    const size_t T = ev->T;
+    for (size_t m = 0; m < N_M; m++) {
+        uint32_t maxdet = ev->p.max_dets[m];
+        size_t   nd     = 0;
+        for (size_t q = 0; q < n; q++)
+            if (pos[ord[q]] < maxdet) sub[nd++] = ord[q];
+        for (size_t a = 0; a < N_A; a++) {
+            uint64_t npig = 0;
+            for (size_t i = 0; i < ng; i++) npig += gs[i]->npig[a];
+            if (npig == 0) continue;
+            for (size_t t = 0; t < T; t++) {
+                /* tp/fp cumulative sums (ignored detections repeat the previous values) */
+                uint64_t tp = 0, fp = 0;
+                for (size_t q = 0; q < nd; q++) {
+                    const struct grp *g = gs[gi[sub[q]]];
+                    uint8_t f = g->flags[(a * T + t) * g->nd + pos[sub[q]]];
+                    if (!(f & DF_IG)) {
+                        if (f & DF_TP) tp++;
+                        else fp++;
+                    }
+                    double dtp = (double)tp, dfp = (double)fp;
+                    rc[q] = dtp / (double)npig;
+                    /* tp / (fp + tp + np.spacing(1)) */
+                    pr[q] = dtp / ((dfp + dtp) + DBL_EPSILON);
+                }
+                ev->recall[REC_IDX(ev, t, k, a, m)] = nd ? rc[nd - 1] : 0;
+                /* precision envelope, right to left */
+                for (size_t q = nd; q-- > 1;)
+                    if (pr[q] > pr[q - 1]) pr[q - 1] = pr[q];
+                /* q[r] = pr[searchsorted(rc, recThrs[r], 'left')], 0 past the end */
+                double *prec = ev->precision + PREC_IDX(ev, t, k, a, m);
+                size_t  q    = 0;
+                for (size_t r = 0; r < N_R; r++) {
+                    while (q < nd && rc[q] < ev->rec_thrs[r]) q++;
+                    prec[r] = q < nd ? pr[q] : 0;
+                }
+            }
+        }
+    }
+out:
+    iseg__free(score);
+    iseg__free(ord);
+    iseg__free(gi);
+    iseg__free(pos);
+    iseg__free(sub);
+    iseg__free(rc);
+    iseg__free(pr);
+    return ok;
+}
+
+static void acc_task(void *vctx, size_t k, int ith) {
+    (void)ith;
+    struct acc_ctx *c = vctx;
+    if (!accumulate_cat(c->ev, k)) atomic_store(&c->status, (int)ISEG_STATUS_ENOMEM);
+}
+
+enum iseg_status iseg__coco_accumulate(struct iseg_coco_eval *ev) {
+    size_t n_rec = ev->T * ev->K * N_A * N_M;
+    ev->recall    = iseg__malloc_array(n_rec ? n_rec : 1, sizeof(double));
+    ev->precision = iseg__malloc_array(n_rec ? n_rec * N_R : 1, sizeof(double));
+    if (!ev->recall || !ev->precision) goto nomem;
+    for (size_t i = 0; i < n_rec; i++) ev->recall[i] = -1;
+    for (size_t i = 0; i < n_rec * N_R; i++) ev->precision[i] = -1;
+    struct acc_ctx c = {.ev = ev};
+    atomic_init(&c.status, 0);
+    iseg__pool_run(ev->pool, ev->K, 1, acc_task, &c);
+    if (atomic_load(&c.status) != 0) goto nomem;
+    return ISEG_STATUS_OK;
+nomem:
+    iseg__ev_error(ev, "out of memory while accumulating");
+    return ISEG_STATUS_ENOMEM;
+}
+
+/* COCOeval.summarize's _summarize: s = precision[t, :, k, a, m] (or recall[t, k, a, m]),
+ * flattened in C order (t, r, k) / (t, k), entries > -1 kept, np.mean; -1 when empty.
+ * t_sel < 0 selects every threshold, k_only < 0 every category. */
+double iseg__coco_summary_value(const struct iseg_coco_eval *ev, bool ap, int t_sel, size_t a,
+                                size_t m, int k_only) {
+    size_t  k0 = k_only < 0 ? 0 : (size_t)k_only, k1 = k_only < 0 ? ev->K : (size_t)k_only + 1;
+    size_t  t0 = t_sel < 0 ? 0 : (size_t)t_sel, t1 = t_sel < 0 ? ev->T : (size_t)t_sel + 1;
+    size_t  cap = (t1 - t0) * (k1 - k0) * (ap ? N_R : 1);
+    double *s   = iseg__malloc_array(cap ? cap : 1, sizeof(double));
+    if (!s) return -1; /* only reachable on ENOMEM; callers check run's status first */
+    size_t n = 0;
+    for (size_t t = t0; t < t1; t++) {
+        if (ap) {
+            for (size_t r = 0; r < N_R; r++)
+                for (size_t k = k0; k < k1; k++) {
+                    double v = ev->precision[PREC_IDX(ev, t, k, a, m) + r];
+                    if (v > -1) s[n++] = v;
+                }
+        } else {
+            for (size_t k = k0; k < k1; k++) {
+                double v = ev->recall[REC_IDX(ev, t, k, a, m)];
+                if (v > -1) s[n++] = v;
+            }
+        }
+    }
+    double mean = n ? iseg__np_mean(s, n) : -1;
+    iseg__free(s);
+    return mean;
+}
+
+/* index of an IoU threshold equal to v (np.where(iouThr == p.iouThrs)), or -2 if none */
+static int thr_index(const struct iseg_coco_eval *ev, double v) {
+    for (size_t t = 0; t < ev->T; t++)
+        if (ev->iou_thrs[t] == v) return (int)t;
+    return -2;
+}
+
+void iseg__coco_summarize(struct iseg_coco_eval *ev) {
+    int    t50 = thr_index(ev, 0.5), t75 = thr_index(ev, 0.75);
+    double *s  = ev->stats;
+    s[0]  = iseg__coco_summary_value(ev, true, -1, 0, 2, -1);
+    s[1]  = t50 >= 0 ? iseg__coco_summary_value(ev, true, t50, 0, 2, -1) : -1;
+    s[2]  = t75 >= 0 ? iseg__coco_summary_value(ev, true, t75, 0, 2, -1) : -1;
+    s[3]  = iseg__coco_summary_value(ev, true, -1, 1, 2, -1);
+    s[4]  = iseg__coco_summary_value(ev, true, -1, 2, 2, -1);
+    s[5]  = iseg__coco_summary_value(ev, true, -1, 3, 2, -1);
+    s[6]  = iseg__coco_summary_value(ev, false, -1, 0, 0, -1);
+    s[7]  = iseg__coco_summary_value(ev, false, -1, 0, 1, -1);
+    s[8]  = iseg__coco_summary_value(ev, false, -1, 0, 2, -1);
+    s[9]  = iseg__coco_summary_value(ev, false, -1, 1, 2, -1);
+    s[10] = iseg__coco_summary_value(ev, false, -1, 2, 2, -1);
+    s[11] = iseg__coco_summary_value(ev, false, -1, 3, 2, -1);
+}
+
+enum iseg_status iseg_coco_eval_run(iseg_coco_eval_t ev) {
+    ISEG_ASSERT(ev);
+    if (!ev->loaded) {
+        iseg__ev_error(ev, "nothing loaded: call iseg_coco_eval_load_files first");
+        return ISEG_STATUS_EBADSTATE;
+    }
+    ev->err[0] = 0;
+    /* run() may be called again: start from scratch */
+    if (ev->res) {
+        for (size_t i = 0; i < ev->n_eimg; i++) iseg__free(ev->res[i].block);
+        iseg__free(ev->res);
+        ev->res = NULL;
+    }
+    iseg__free(ev->kgrp_start);
+    iseg__free(ev->kgrp);
+    iseg__free(ev->precision);
+    iseg__free(ev->recall);
+    ev->kgrp_start = NULL;
+    ev->kgrp       = NULL;
+    ev->precision = ev->recall = NULL;
+    ev->ran                    = false;
+    double t0 = iseg__now();
+    enum iseg_status st = iseg__coco_evaluate(ev);
+    double t1 = iseg__now();
+    ev->timings.evaluate = t1 - t0;
+    if (st != ISEG_STATUS_OK) return st;
+    st = iseg__coco_accumulate(ev);
+    if (st != ISEG_STATUS_OK) return st;
+    iseg__coco_summarize(ev);
+    ev->timings.accumulate = iseg__now() - t1;
+    ev->timings.total = ev->timings.load + ev->timings.prepare + ev->timings.evaluate +
+                        ev->timings.accumulate;
+    ev->ran = true;
+    return ISEG_STATUS_OK;
+}

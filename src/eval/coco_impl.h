@@ -1,0 +1,92 @@
+/* coco_impl.h - the COCO evaluator's private data model (never installed). */
+#ifndef ISEG_COCO_IMPL_H
+#define ISEG_COCO_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/core_impl.h"
+#include "iseg/coco.h"
+#include "iseg/mask.h"
+
+struct coco_img {
+    int64_t  id;
+    uint32_t h, w;
+};
+
+struct coco_cat {
+    int64_t id;
+    char   *name;
+};
+
+enum seg_kind {
+    SEG_NONE = 0,
+    SEG_POLY,        /* raw: per ring uint32 n_numbers, then n doubles */
+    SEG_RLE_STR,     /* raw: string bytes */
+    SEG_RLE_COUNTS,  /* raw: uint32 counts */
+};
+
+enum ann_flag {
+    AF_ID       = 1 << 0,
+    AF_IMAGE_ID = 1 << 1,
+    AF_CAT_ID   = 1 << 2,
+    AF_AREA     = 1 << 3,
+    AF_SCORE    = 1 << 4,
+    AF_ISCROWD  = 1 << 5, /* field present */
+    AF_CROWD    = 1 << 6, /* value truthy */
+    AF_IGNORE   = 1 << 7, /* "ignore" present and truthy */
+    AF_SIZE     = 1 << 8, /* RLE size seen */
+    AF_BBOX     = 1 << 9, /* bbox present and non-empty */
+};
+
+/* One ground-truth annotation or one result, in file order. */
+struct coco_ann {
+    int64_t  id, image_id, category_id;
+    double   area;       /* GT: from the JSON; DT: as loadRes sets it */
+    double   bbox[4];    /* from the JSON (or toBbox of the mask for segm-branch results) */
+    double   score;
+    uint64_t seg_off;    /* into the raw buffer of its file */
+    uint32_t seg_len;    /* bytes (string), counts (list), or rings (polygons) */
+    uint32_t seg_h, seg_w;
+    uint32_t flags;
+    uint8_t  seg_kind;
+    uint8_t  n_bbox;     /* numbers seen in bbox */
+    int32_t  img_idx;    /* index into the sorted image table, -1 unknown */
+    int32_t  cat_idx;    /* index into the sorted category table, -1 unknown */
+    /* prepared for evaluation */
+    char    *mask;       /* compressed RLE string (owned unless it points into raw) */
+    char    *bnd;        /* boundary band, compressed (owned) */
+    uint32_t mask_len, bnd_len;
+    uint32_t mh, mw;     /* mask size */
+    uint32_t mask_area, bnd_area;
+    double   mask_bb[4]; /* toBbox of the mask (the IoU pre-filter uses these) */
+    double   bnd_bb[4];
+    bool     mask_owned;
+};
+
+struct coco_file {
+    const char      *name;
+    struct coco_ann *anns;
+    size_t           n_anns, cap_anns;
+    struct coco_img *imgs;   /* GT only */
+    size_t           n_imgs, cap_imgs;
+    struct coco_cat *cats;   /* GT only */
+    size_t           n_cats, cap_cats;
+    struct iseg__buf raw;
+    bool             is_results;
+};
+
+/* Parse a GT (is_results = false) or results file. data may be NULL to read path ("-": stdin).
+ * On error, err holds "<file>: <where>: <what>". */
+enum iseg_status iseg__coco_parse(struct coco_file *f, const char *path, const char *data,
+                                  size_t len, bool is_results, char *err, size_t errlen);
+void iseg__coco_file_free(struct coco_file *f);
+
+/* Fast exact decimal -> double (correctly rounded, as Python's float()). */
+bool iseg__parse_double(const char *s, size_t n, double *out);
+
+/* numpy's np.mean of a float64 vector: 8192-element chunks, each pairwise-summed. */
+double iseg__np_mean(const double *a, size_t n);
+double iseg__np_sum(const double *a, size_t n);
+
+#endif /* ISEG_COCO_IMPL_H */

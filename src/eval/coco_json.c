@@ -1,0 +1,858 @@
+/* coco_json.c - streaming COCO JSON loader (yajl's event parser).
+ *
+ * Ground truth: {"images": [...], "annotations": [...], "categories": [...], ...};
+ * results: [ {...}, ... ] (or {"annotations": [...]}). Only the fields the evaluator needs are
+ * kept; everything else is skipped without building a tree, so memory stays near the size of
+ * what is kept: numbers as doubles, RLE strings as their bytes, polygons as doubles. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yajl/yajl_parse.h>
+
+#include "eval/coco_impl.h"
+
+/* ---- numbers ---- */
+
+static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Clinger's fast path: a decimal with at most 15 significant digits... more precisely a mantissa
+ * below 2^53 and a power of ten up to 22 is one correctly rounded IEEE multiplication or
+ * division of two exact doubles. Everything else goes to strtod (also correctly rounded). */
+bool iseg__parse_double(const char *s, size_t n, double *out) {
+    size_t   i = 0;
+    bool     neg = false;
+    uint64_t mant = 0;
+    int      n_dig = 0, exp10 = 0;
+    if (i < n && s[i] == '-') {
+        neg = true;
+        i++;
+    }
+    size_t int_start = i;
+    while (i < n && s[i] >= '0' && s[i] <= '9') {
+        if (n_dig < 19) {
+            mant = mant * 10 + (uint64_t)(s[i] - '0');
+            if (mant) n_dig++;
+        } else {
+            goto slow;
+        }
+        i++;
+    }
+    if (i == int_start) goto slow;
+    if (i < n && s[i] == '.') {
+        i++;
+        size_t frac_start = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            if (n_dig >= 19) goto slow;
+            mant = mant * 10 + (uint64_t)(s[i] - '0');
+            if (mant) n_dig++;
+            exp10--;
+            i++;
+        }
+        if (i == frac_start) goto slow;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        bool eneg = false;
+        if (i < n && (s[i] == '+' || s[i] == '-')) eneg = s[i++] == '-';
+        int e = 0;
+        size_t es = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            if (e > 10000) goto slow;
+            e = e * 10 + (s[i] - '0');
+            i++;
+        }
+        if (i == es) goto slow;
+        exp10 += eneg ? -e : e;
+    }
+    if (i != n) goto slow;
+    if (mant <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
+        double d = (double)mant;
+        d        = exp10 < 0 ? d / POW10[-exp10] : d * POW10[exp10];
+        *out     = neg ? -d : d;
+        return true;
+    }
+slow:;
+    char  buf[128];
+    char *tmp = n < sizeof(buf) ? buf : iseg__malloc(n + 1);
+    if (!tmp) return false;
+    memcpy(tmp, s, n);
+    tmp[n]    = 0;
+    char  *end;
+    errno     = 0;
+    double d  = strtod(tmp, &end);
+    bool   ok = end == tmp + n && n > 0;
+    if (tmp != buf) iseg__free(tmp);
+    /* JSON allows huge exponents; like Python we accept inf on overflow */
+    *out = d;
+    return ok;
+}
+
+/* ---- parser state ---- */
+
+enum frame {
+    F_ROOT_MAP,    /* top-level object */
+    F_SECTION,     /* array of images / annotations / categories / results */
+    F_ELEM,        /* one element object */
+    F_BBOX,        /* bbox array */
+    F_POLYS,       /* segmentation: array of rings */
+    F_RING,        /* one ring */
+    F_RLE,         /* segmentation: {"size", "counts"} */
+    F_RLE_SIZE,
+    F_RLE_COUNTS,
+};
+
+enum section { SEC_NONE, SEC_IMAGES, SEC_ANNS, SEC_CATS };
+
+enum key {
+    K_OTHER, K_ID, K_IMAGE_ID, K_CATEGORY_ID, K_AREA, K_BBOX, K_SCORE, K_ISCROWD, K_IGNORE,
+    K_SEGMENTATION, K_WIDTH, K_HEIGHT, K_NAME, K_SIZE, K_COUNTS,
+};
+
+#define MAX_DEPTH 16
+
+struct pstate {
+    struct coco_file *f;
+    char             *err;
+    size_t            errlen;
+    bool              failed;
+    enum frame        stack[MAX_DEPTH];
+    int               depth;
+    int               skip;        /* > 0: inside a value being skipped (nesting level) */
+    enum section      section;
+    enum key          key;         /* key of the value about to arrive in an F_ELEM/F_RLE */
+    /* the element being built */
+    struct coco_ann   ann;
+    struct coco_img   img;
+    struct coco_cat   cat;
+    uint32_t          elem_flags;
+    size_t            elem_index;  /* file-order index within its section */
+    uint64_t          ring_off;    /* raw offset of the current ring's count */
+    uint32_t          ring_n;
+    uint32_t          size_n;
+    uint64_t          counts_off;
+    bool              rle_has_str;
+    bool              rle_has_list;
+};
+
+static const char *section_name(const struct pstate *ps) {
+    switch (ps->section) {
+    case SEC_IMAGES: return "images";
+    case SEC_CATS: return "categories";
+    case SEC_ANNS: return ps->f->is_results ? "results" : "annotations";
+    default: return "?";
+    }
+}
+
+__attribute__((format(printf, 2, 3))) static int fail(struct pstate *ps, const char *fmt, ...) {
+    if (ps->failed) return 0;
+    ps->failed = true;
+    char    msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (ps->section != SEC_NONE && ps->depth >= 2)
+        snprintf(ps->err, ps->errlen, "%s: %s[%zu]: %s", ps->f->name, section_name(ps),
+                 ps->elem_index, msg);
+    else snprintf(ps->err, ps->errlen, "%s: %s", ps->f->name, msg);
+    return 0;
+}
+
+static enum key key_of(const unsigned char *k, size_t n) {
+#define KEY(s, v) if (n == sizeof(s) - 1 && memcmp(k, s, n) == 0) return v
+    KEY("id", K_ID);
+    KEY("image_id", K_IMAGE_ID);
+    KEY("category_id", K_CATEGORY_ID);
+    KEY("area", K_AREA);
+    KEY("bbox", K_BBOX);
+    KEY("score", K_SCORE);
+    KEY("iscrowd", K_ISCROWD);
+    KEY("ignore", K_IGNORE);
+    KEY("segmentation", K_SEGMENTATION);
+    KEY("width", K_WIDTH);
+    KEY("height", K_HEIGHT);
+    KEY("name", K_NAME);
+    KEY("size", K_SIZE);
+    KEY("counts", K_COUNTS);
+#undef KEY
+    return K_OTHER;
+}
+
+static const char *key_name(enum key k) {
+    static const char *const names[] = {"?",       "id",      "image_id",     "category_id",
+                                        "area",    "bbox",    "score",        "iscrowd",
+                                        "ignore",  "segmentation", "width",   "height",
+                                        "name",    "size",    "counts"};
+    return names[k];
+}
+
+static enum frame top(const struct pstate *ps) { return ps->stack[ps->depth - 1]; }
+
+static int push(struct pstate *ps, enum frame fr) {
+    if (ps->depth >= MAX_DEPTH) return fail(ps, "nesting too deep");
+    ps->stack[ps->depth++] = fr;
+    return 1;
+}
+
+/* Begin skipping the value that starts now (a map or array). */
+static int skip_begin(struct pstate *ps) {
+    ps->skip = 1;
+    return 1;
+}
+
+/* A number is an integer id if it is integral and within int64. */
+static bool num_to_int(const char *s, size_t n, int64_t *out) {
+    size_t i   = 0;
+    bool   neg = false;
+    if (i < n && s[i] == '-') {
+        neg = true;
+        i++;
+    }
+    if (i == n) return false;
+    uint64_t v = 0;
+    size_t   j = i;
+    for (; j < n && s[j] >= '0' && s[j] <= '9'; j++) {
+        if (v > (UINT64_MAX - 9) / 10) return false;
+        v = v * 10 + (uint64_t)(s[j] - '0');
+    }
+    if (j == n) {
+        if (neg ? v > (uint64_t)INT64_MAX + 1 : v > (uint64_t)INT64_MAX) return false;
+        *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+        return true;
+    }
+    /* 12.0 or 1e3: integral floats are accepted as Python compares them equal to ints */
+    double d;
+    if (!iseg__parse_double(s, n, &d)) return false;
+    if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d) return false;
+    *out = (int64_t)d;
+    return true;
+}
+
+static int want_number(struct pstate *ps, const char *what) {
+    return fail(ps, "\"%s\" must be a number", what);
+}
+
+/* ---- callbacks ---- */
+
+static int on_number(void *ctx, const char *s, size_t n) {
+    struct pstate *ps = ctx;
+    if (ps->skip) return 1;
+    if (ps->depth == 0) return fail(ps, "expected an object or an array at the top level");
+    switch (top(ps)) {
+    case F_ELEM: {
+        int64_t iv;
+        double  dv;
+        switch (ps->key) {
+        case K_ID:
+        case K_IMAGE_ID:
+        case K_CATEGORY_ID:
+        case K_WIDTH:
+        case K_HEIGHT:
+            if (!num_to_int(s, n, &iv))
+                return fail(ps, "\"%s\" must be an integer, got %.*s", key_name(ps->key),
+                            (int)(n < 40 ? n : 40), s);
+            if (ps->section == SEC_IMAGES) {
+                if (ps->key == K_ID) {
+                    ps->img.id = iv;
+                    ps->elem_flags |= AF_ID;
+                } else if (ps->key == K_WIDTH || ps->key == K_HEIGHT) {
+                    if (iv < 0 || iv > 1000000)
+                        return fail(ps, "\"%s\" out of range: %lld", key_name(ps->key),
+                                    (long long)iv);
+                    if (ps->key == K_WIDTH) {
+                        ps->img.w = (uint32_t)iv;
+                        ps->elem_flags |= AF_SIZE;
+                    } else {
+                        ps->img.h = (uint32_t)iv;
+                        ps->elem_flags |= AF_AREA; /* reused: height seen */
+                    }
+                }
+            } else if (ps->section == SEC_CATS) {
+                if (ps->key == K_ID) {
+                    ps->cat.id = iv;
+                    ps->elem_flags |= AF_ID;
+                }
+            } else {
+                if (ps->key == K_ID) {
+                    ps->ann.id = iv;
+                    ps->elem_flags |= AF_ID;
+                } else if (ps->key == K_IMAGE_ID) {
+                    ps->ann.image_id = iv;
+                    ps->elem_flags |= AF_IMAGE_ID;
+                } else if (ps->key == K_CATEGORY_ID) {
+                    ps->ann.category_id = iv;
+                    ps->elem_flags |= AF_CAT_ID;
+                }
+            }
+            return 1;
+        case K_AREA:
+        case K_SCORE:
+            if (ps->section != SEC_ANNS) return 1;
+            if (!iseg__parse_double(s, n, &dv)) return want_number(ps, key_name(ps->key));
+            if (ps->key == K_AREA) {
+                ps->ann.area = dv;
+                ps->elem_flags |= AF_AREA;
+            } else {
+                ps->ann.score = dv;
+                ps->elem_flags |= AF_SCORE;
+            }
+            return 1;
+        case K_ISCROWD:
+        case K_IGNORE:
+            if (ps->section != SEC_ANNS) return 1;
+            if (!iseg__parse_double(s, n, &dv)) return want_number(ps, key_name(ps->key));
+            if (ps->key == K_ISCROWD) {
+                ps->elem_flags |= AF_ISCROWD;
+                if (dv != 0) ps->elem_flags |= AF_CROWD;
+            } else if (dv != 0) {
+                ps->elem_flags |= AF_IGNORE;
+            }
+            return 1;
+        case K_BBOX:
+        case K_SEGMENTATION:
+            if (ps->section != SEC_ANNS) return 1;
+            return fail(ps, "\"%s\" must be %s", key_name(ps->key),
+                        ps->key == K_BBOX ? "an array [x, y, w, h]"
+                                          : "a list of polygons or an RLE object");
+        default: return 1;
+        }
+    }
+    case F_BBOX: {
+        double dv;
+        if (!iseg__parse_double(s, n, &dv)) return want_number(ps, "bbox");
+        if (ps->ann.n_bbox >= 4) return fail(ps, "\"bbox\" has more than 4 numbers");
+        ps->ann.bbox[ps->ann.n_bbox++] = dv;
+        return 1;
+    }
+    case F_RING: {
+        double dv;
+        if (!iseg__parse_double(s, n, &dv)) return want_number(ps, "segmentation");
+        if (ps->ring_n == UINT32_MAX) return fail(ps, "polygon too long");
+        if (!iseg__buf_append(&ps->f->raw, &dv, sizeof(dv))) return fail(ps, "out of memory");
+        ps->ring_n++;
+        return 1;
+    }
+    case F_RLE_SIZE: {
+        int64_t iv;
+        if (!num_to_int(s, n, &iv) || iv < 0 || iv > 1000000)
+            return fail(ps, "RLE \"size\" must hold two integers in [0, 1000000]");
+        if (ps->size_n >= 2) return fail(ps, "RLE \"size\" must hold exactly two numbers");
+        if (ps->size_n == 0) ps->ann.seg_h = (uint32_t)iv;
+        else ps->ann.seg_w = (uint32_t)iv;
+        ps->size_n++;
+        return 1;
+    }
+    case F_RLE_COUNTS: {
+        int64_t iv;
+        if (!num_to_int(s, n, &iv) || iv < 0 || iv > (int64_t)UINT32_MAX)
+            return fail(ps, "RLE \"counts\" must be non-negative integers, got %.*s",
+                        (int)(n < 40 ? n : 40), s);
+        uint32_t c = (uint32_t)iv;
+        if (!iseg__buf_append(&ps->f->raw, &c, sizeof(c))) return fail(ps, "out of memory");
+        ps->ann.seg_len++;
+        return 1;
+    }
+    case F_RLE:
+        if (ps->key == K_SIZE || ps->key == K_COUNTS)
+            return fail(ps, "RLE \"%s\" must be %s", key_name(ps->key),
+                        ps->key == K_SIZE ? "[height, width]" : "a string or a list");
+        return 1;
+    case F_POLYS: return fail(ps, "\"segmentation\" polygons must be lists of numbers");
+    case F_ROOT_MAP: return 1;
+    case F_SECTION: return fail(ps, "%s: elements must be objects", section_name(ps));
+    }
+    return 1;
+}
+
+static int on_string(void *ctx, const unsigned char *s, size_t n) {
+    struct pstate *ps = ctx;
+    if (ps->skip) return 1;
+    if (ps->depth == 0) return fail(ps, "expected an object or an array at the top level");
+    switch (top(ps)) {
+    case F_ELEM:
+        if (ps->section == SEC_CATS && ps->key == K_NAME) {
+            if (ps->cat.name) return 1;
+            ps->cat.name = iseg__malloc(n + 1);
+            if (!ps->cat.name) return fail(ps, "out of memory");
+            memcpy(ps->cat.name, s, n);
+            ps->cat.name[n] = 0;
+            return 1;
+        }
+        if (ps->section == SEC_ANNS || ps->section == SEC_IMAGES) {
+            switch (ps->key) {
+            case K_ID:
+            case K_IMAGE_ID:
+            case K_CATEGORY_ID:
+            case K_WIDTH:
+            case K_HEIGHT:
+            case K_AREA:
+            case K_SCORE:
+                if (ps->section == SEC_IMAGES && (ps->key != K_ID && ps->key != K_WIDTH &&
+                                                  ps->key != K_HEIGHT))
+                    return 1;
+                return fail(ps, "\"%s\" must be a number, got a string", key_name(ps->key));
+            case K_BBOX:
+                if (ps->section == SEC_IMAGES) return 1;
+                return fail(ps, "\"bbox\" must be an array [x, y, w, h]");
+            case K_SEGMENTATION:
+                if (ps->section == SEC_IMAGES) return 1;
+                return fail(ps, "\"segmentation\" must be a list of polygons or an RLE object");
+            default: return 1;
+            }
+        }
+        return 1;
+    case F_RLE:
+        if (ps->key == K_COUNTS) {
+            if (ps->rle_has_str || ps->rle_has_list)
+                return fail(ps, "RLE has two \"counts\"");
+            if (n > UINT32_MAX) return fail(ps, "RLE string too long");
+            ps->rle_has_str  = true;
+            ps->ann.seg_off  = ps->f->raw.len;
+            ps->ann.seg_len  = (uint32_t)n;
+            ps->ann.seg_kind = SEG_RLE_STR;
+            if (!iseg__buf_append(&ps->f->raw, s, n)) return fail(ps, "out of memory");
+            return 1;
+        }
+        if (ps->key == K_SIZE) return fail(ps, "RLE \"size\" must be [height, width]");
+        return 1;
+    case F_BBOX: return fail(ps, "\"bbox\" must hold numbers");
+    case F_RING:
+    case F_POLYS: return fail(ps, "polygon coordinates must be numbers");
+    case F_RLE_SIZE: return fail(ps, "RLE \"size\" must hold numbers");
+    case F_RLE_COUNTS: return fail(ps, "RLE \"counts\" list must hold numbers");
+    case F_SECTION: return fail(ps, "%s: elements must be objects", section_name(ps));
+    case F_ROOT_MAP: return 1;
+    }
+    return 1;
+}
+
+static int on_null(void *ctx) {
+    struct pstate *ps = ctx;
+    if (ps->skip) return 1;
+    if (ps->depth == 0) return fail(ps, "expected an object or an array at the top level");
+    switch (top(ps)) {
+    case F_ELEM:
+    case F_RLE:
+    case F_ROOT_MAP: return 1; /* null = absent */
+    default: return fail(ps, "unexpected null");
+    }
+}
+
+static int on_bool(void *ctx, int v) {
+    struct pstate *ps = ctx;
+    if (ps->skip) return 1;
+    if (ps->depth == 0) return fail(ps, "expected an object or an array at the top level");
+    if (top(ps) == F_ELEM && ps->section == SEC_ANNS) {
+        if (ps->key == K_ISCROWD) {
+            ps->elem_flags |= AF_ISCROWD;
+            if (v) ps->elem_flags |= AF_CROWD;
+            return 1;
+        }
+        if (ps->key == K_IGNORE) {
+            if (v) ps->elem_flags |= AF_IGNORE;
+            return 1;
+        }
+        if (ps->key == K_OTHER) return 1;
+        return fail(ps, "\"%s\" must not be a boolean", key_name(ps->key));
+    }
+    if (top(ps) == F_ELEM || top(ps) == F_ROOT_MAP || top(ps) == F_RLE) return 1;
+    return fail(ps, "unexpected boolean");
+}
+
+static void elem_begin(struct pstate *ps) {
+    memset(&ps->ann, 0, sizeof(ps->ann));
+    memset(&ps->img, 0, sizeof(ps->img));
+    memset(&ps->cat, 0, sizeof(ps->cat));
+    ps->elem_flags = 0;
+    ps->key        = K_OTHER;
+}
+
+static int on_start_map(void *ctx) {
+    struct pstate *ps = ctx;
+    if (ps->skip) {
+        ps->skip++;
+        return 1;
+    }
+    if (ps->depth == 0) {
+        if (ps->f->is_results) {
+            /* {"annotations": [...]} is accepted as a results file too */
+        }
+        return push(ps, F_ROOT_MAP);
+    }
+    switch (top(ps)) {
+    case F_ROOT_MAP: return skip_begin(ps); /* value of an unknown top-level key */
+    case F_SECTION:
+        elem_begin(ps);
+        return push(ps, F_ELEM);
+    case F_ELEM:
+        if (ps->section == SEC_ANNS && ps->key == K_SEGMENTATION) {
+            if (ps->ann.seg_kind != SEG_NONE) return fail(ps, "two \"segmentation\" fields");
+            ps->size_n = 0;
+            ps->rle_has_str = ps->rle_has_list = false;
+            ps->key = K_OTHER;
+            return push(ps, F_RLE);
+        }
+        if (ps->section == SEC_ANNS && ps->key == K_BBOX)
+            return fail(ps, "\"bbox\" must be an array [x, y, w, h]");
+        if (ps->key == K_ID || ps->key == K_IMAGE_ID || ps->key == K_CATEGORY_ID)
+            return fail(ps, "\"%s\" must be a number", key_name(ps->key));
+        return skip_begin(ps);
+    case F_RLE: return skip_begin(ps);
+    default: return fail(ps, "unexpected object");
+    }
+}
+
+static int on_map_key(void *ctx, const unsigned char *k, size_t n) {
+    struct pstate *ps = ctx;
+    if (ps->skip) return 1;
+    switch (top(ps)) {
+    case F_ROOT_MAP:
+        ps->section = SEC_NONE;
+        if (n == 6 && memcmp(k, "images", 6) == 0 && !ps->f->is_results) ps->section = SEC_IMAGES;
+        else if (n == 11 && memcmp(k, "annotations", 11) == 0) ps->section = SEC_ANNS;
+        else if (n == 10 && memcmp(k, "categories", 10) == 0 && !ps->f->is_results)
+            ps->section = SEC_CATS;
+        return 1;
+    case F_ELEM:
+    case F_RLE: ps->key = key_of(k, n); return 1;
+    default: return fail(ps, "internal: key in non-object");
+    }
+}
+
+static int finish_elem(struct pstate *ps) {
+    struct coco_file *f = ps->f;
+    if (ps->section == SEC_IMAGES) {
+        if (!(ps->elem_flags & AF_ID)) return fail(ps, "image without \"id\"");
+        if (!(ps->elem_flags & AF_SIZE) || !(ps->elem_flags & AF_AREA))
+            return fail(ps, "image %lld without \"width\" and \"height\"", (long long)ps->img.id);
+        if (f->n_imgs == f->cap_imgs) {
+            size_t cap = f->cap_imgs ? 2 * f->cap_imgs : 1024;
+            void  *p   = iseg__realloc_array(f->imgs, cap, sizeof(*f->imgs));
+            if (!p) return fail(ps, "out of memory");
+            f->imgs     = p;
+            f->cap_imgs = cap;
+        }
+        f->imgs[f->n_imgs++] = ps->img;
+    } else if (ps->section == SEC_CATS) {
+        if (!(ps->elem_flags & AF_ID)) {
+            iseg__free(ps->cat.name);
+            ps->cat.name = NULL;
+            return fail(ps, "category without \"id\"");
+        }
+        if (f->n_cats == f->cap_cats) {
+            size_t cap = f->cap_cats ? 2 * f->cap_cats : 128;
+            void  *p   = iseg__realloc_array(f->cats, cap, sizeof(*f->cats));
+            if (!p) {
+                iseg__free(ps->cat.name);
+                ps->cat.name = NULL;
+                return fail(ps, "out of memory");
+            }
+            f->cats     = p;
+            f->cap_cats = cap;
+        }
+        f->cats[f->n_cats++] = ps->cat;
+        ps->cat.name         = NULL;
+    } else {
+        ps->ann.flags = ps->elem_flags;
+        if (f->n_anns == f->cap_anns) {
+            size_t cap = f->cap_anns ? 2 * f->cap_anns : 4096;
+            void  *p   = iseg__realloc_array(f->anns, cap, sizeof(*f->anns));
+            if (!p) return fail(ps, "out of memory");
+            f->anns     = p;
+            f->cap_anns = cap;
+        }
+        f->anns[f->n_anns++] = ps->ann;
+    }
+    ps->elem_index++;
+    return 1;
+}
+
+static int on_end_map(void *ctx) {
+    struct pstate *ps = ctx;
+    if (ps->skip) {
+        ps->skip--;
+        return 1;
+    }
+    enum frame fr = top(ps);
+    ps->depth--;
+    if (fr == F_ELEM) {
+        if (ps->section == SEC_NONE) return 1;
+        return finish_elem(ps);
+    }
+    if (fr == F_RLE) {
+        if (ps->size_n != 2) return fail(ps, "RLE \"size\" must be [height, width]");
+        if (!ps->rle_has_str && !ps->rle_has_list) return fail(ps, "RLE without \"counts\"");
+        ps->elem_flags |= AF_SIZE;
+        ps->key = K_OTHER;
+    }
+    return 1;
+}
+
+static int on_start_array(void *ctx) {
+    struct pstate *ps = ctx;
+    if (ps->skip) {
+        ps->skip++;
+        return 1;
+    }
+    if (ps->depth == 0) {
+        if (!ps->f->is_results)
+            return fail(ps, "ground truth must be an object with \"images\", \"annotations\" "
+                            "and \"categories\"");
+        ps->section    = SEC_ANNS;
+        ps->elem_index = 0;
+        return push(ps, F_SECTION);
+    }
+    switch (top(ps)) {
+    case F_ROOT_MAP:
+        if (ps->section == SEC_NONE) return skip_begin(ps);
+        ps->elem_index = 0;
+        return push(ps, F_SECTION);
+    case F_ELEM:
+        if (ps->section != SEC_ANNS) return skip_begin(ps);
+        if (ps->key == K_BBOX) {
+            if (ps->elem_flags & AF_BBOX) return fail(ps, "two \"bbox\" fields");
+            ps->ann.n_bbox = 0;
+            return push(ps, F_BBOX);
+        }
+        if (ps->key == K_SEGMENTATION) {
+            if (ps->ann.seg_kind != SEG_NONE) return fail(ps, "two \"segmentation\" fields");
+            ps->ann.seg_kind = SEG_POLY;
+            ps->ann.seg_off  = ps->f->raw.len;
+            ps->ann.seg_len  = 0;
+            return push(ps, F_POLYS);
+        }
+        if (ps->key == K_ID || ps->key == K_IMAGE_ID || ps->key == K_CATEGORY_ID ||
+            ps->key == K_AREA || ps->key == K_SCORE)
+            return fail(ps, "\"%s\" must be a number", key_name(ps->key));
+        return skip_begin(ps);
+    case F_POLYS: {
+        uint32_t zero = 0;
+        ps->ring_off  = ps->f->raw.len;
+        ps->ring_n    = 0;
+        if (!iseg__buf_append(&ps->f->raw, &zero, sizeof(zero))) return fail(ps, "out of memory");
+        if (ps->ann.seg_len == UINT32_MAX) return fail(ps, "too many polygons");
+        ps->ann.seg_len++;
+        return push(ps, F_RING);
+    }
+    case F_RLE:
+        if (ps->key == K_SIZE) {
+            if (ps->size_n) return fail(ps, "RLE has two \"size\" fields");
+            return push(ps, F_RLE_SIZE);
+        }
+        if (ps->key == K_COUNTS) {
+            if (ps->rle_has_str || ps->rle_has_list) return fail(ps, "RLE has two \"counts\"");
+            ps->rle_has_list = true;
+            ps->ann.seg_kind = SEG_RLE_COUNTS;
+            ps->ann.seg_off  = ps->f->raw.len;
+            ps->ann.seg_len  = 0;
+            return push(ps, F_RLE_COUNTS);
+        }
+        return skip_begin(ps);
+    case F_SECTION: return fail(ps, "%s: elements must be objects", section_name(ps));
+    case F_RING:
+        return fail(ps, "\"segmentation\" must be a list of polygons (lists of numbers)");
+    default: return fail(ps, "unexpected array");
+    }
+}
+
+static int on_end_array(void *ctx) {
+    struct pstate *ps = ctx;
+    if (ps->skip) {
+        ps->skip--;
+        return 1;
+    }
+    enum frame fr = top(ps);
+    ps->depth--;
+    switch (fr) {
+    case F_SECTION:
+        if (ps->depth > 0) ps->section = SEC_NONE;
+        return 1;
+    case F_BBOX:
+        if (ps->ann.n_bbox != 0 && ps->ann.n_bbox != 4)
+            return fail(ps, "\"bbox\" must hold 4 numbers, got %d", ps->ann.n_bbox);
+        if (ps->ann.n_bbox == 4) ps->elem_flags |= AF_BBOX;
+        return 1;
+    case F_RING:
+        memcpy(ps->f->raw.data + ps->ring_off, &ps->ring_n, sizeof(ps->ring_n));
+        return 1;
+    case F_RLE_SIZE: return 1;
+    default: return 1;
+    }
+}
+
+static const yajl_callbacks CALLBACKS = {
+    .yajl_null        = on_null,
+    .yajl_boolean     = on_bool,
+    .yajl_number      = on_number,
+    .yajl_string      = on_string,
+    .yajl_start_map   = on_start_map,
+    .yajl_map_key     = on_map_key,
+    .yajl_end_map     = on_end_map,
+    .yajl_start_array = on_start_array,
+    .yajl_end_array   = on_end_array,
+};
+
+/* yajl's allocator hooks route through ours (for OOM injection) */
+static void *y_malloc(void *ctx, size_t n) {
+    (void)ctx;
+    return iseg__malloc(n);
+}
+static void *y_realloc(void *ctx, void *p, size_t n) {
+    (void)ctx;
+    return iseg__realloc(p, n);
+}
+static void y_free(void *ctx, void *p) {
+    (void)ctx;
+    iseg__free(p);
+}
+
+void iseg__coco_file_free(struct coco_file *f) {
+    if (!f) return;
+    for (size_t i = 0; i < f->n_anns; i++) {
+        if (f->anns[i].mask_owned) iseg__free(f->anns[i].mask);
+        iseg__free(f->anns[i].bnd);
+    }
+    for (size_t i = 0; i < f->n_cats; i++) iseg__free(f->cats[i].name);
+    iseg__free(f->anns);
+    iseg__free(f->imgs);
+    iseg__free(f->cats);
+    iseg__buf_free(&f->raw);
+    memset(f, 0, sizeof(*f));
+}
+
+/* line and column of byte offset off within the data seen so far */
+struct linecount {
+    size_t line, col;
+};
+static void count_lines(struct linecount *lc, const unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\n') {
+            lc->line++;
+            lc->col = 1;
+        } else {
+            lc->col++;
+        }
+    }
+}
+
+enum iseg_status iseg__coco_parse(struct coco_file *f, const char *path, const char *data,
+                                  size_t len, bool is_results, char *err, size_t errlen) {
+    memset(f, 0, sizeof(*f));
+    f->name       = path;
+    f->is_results = is_results;
+    struct pstate ps;
+    memset(&ps, 0, sizeof(ps));
+    ps.f      = f;
+    ps.err    = err;
+    ps.errlen = errlen;
+    err[0]    = 0;
+
+    yajl_alloc_funcs af = {y_malloc, y_realloc, y_free, NULL};
+    yajl_handle      h  = yajl_alloc(&CALLBACKS, &af, &ps);
+    if (!h) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return ISEG_STATUS_ENOMEM;
+    }
+    yajl_config(h, yajl_dont_validate_strings, 1);
+
+    enum iseg_status st    = ISEG_STATUS_OK;
+    FILE            *fp    = NULL;
+    unsigned char   *chunk = NULL;
+    struct linecount lc    = {1, 1};
+    yajl_status      ys    = yajl_status_ok;
+    const unsigned char *cur = NULL;
+    size_t               cur_n = 0;
+    if (!data) {
+        fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+        if (!fp) {
+            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+            st = ISEG_STATUS_EIO;
+            goto out;
+        }
+        chunk = iseg__malloc(1 << 20);
+        if (!chunk) {
+            snprintf(err, errlen, "%s: out of memory", path);
+            st = ISEG_STATUS_ENOMEM;
+            goto out;
+        }
+        bool any = false;
+        for (;;) {
+            size_t n = fread(chunk, 1, 1 << 20, fp);
+            if (n == 0) {
+                if (ferror(fp)) {
+                    snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+                    st = ISEG_STATUS_EIO;
+                    goto out;
+                }
+                break;
+            }
+            any   = true;
+            cur   = chunk;
+            cur_n = n;
+            ys    = yajl_parse(h, chunk, n);
+            if (ys != yajl_status_ok) break;
+            count_lines(&lc, chunk, n);
+        }
+        if (!any && ys == yajl_status_ok) {
+            snprintf(err, errlen, "%s: empty file", path);
+            st = ISEG_STATUS_EFORMAT;
+            goto out;
+        }
+    } else {
+        cur   = (const unsigned char *)data;
+        cur_n = len;
+        ys    = yajl_parse(h, cur, len);
+        if (ys == yajl_status_ok) count_lines(&lc, cur, len);
+        if (len == 0) {
+            snprintf(err, errlen, "%s: empty input", path);
+            st = ISEG_STATUS_EFORMAT;
+            goto out;
+        }
+    }
+    if (ys == yajl_status_ok) {
+        cur   = NULL;
+        cur_n = 0;
+        ys    = yajl_complete_parse(h);
+    }
+    if (ys != yajl_status_ok) {
+        if (ps.failed) {
+            st = strstr(err, "out of memory") ? ISEG_STATUS_ENOMEM : ISEG_STATUS_EFORMAT;
+        } else {
+            size_t consumed = cur ? yajl_get_bytes_consumed(h) : 0;
+            if (cur && consumed <= cur_n) count_lines(&lc, cur, consumed);
+            unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
+            char           clean[200];
+            snprintf(clean, sizeof(clean), "%s", msg ? (const char *)msg : "syntax error");
+            for (char *c = clean; *c; c++)
+                if (*c == '\n' || *c == '\r') *c = ' ';
+            size_t cl = strlen(clean);
+            while (cl && clean[cl - 1] == ' ') clean[--cl] = 0;
+            snprintf(err, errlen, "%s:%zu:%zu: invalid JSON: %s", path, lc.line, lc.col, clean);
+            if (msg) yajl_free_error(h, msg);
+            st = ISEG_STATUS_EFORMAT;
+        }
+        goto out;
+    }
+    if (!is_results && (f->n_imgs == 0 && f->n_anns == 0 && f->n_cats == 0)) {
+        /* an object without any of the sections is most likely not a COCO file */
+        snprintf(err, errlen,
+                 "%s: no \"images\", \"annotations\" or \"categories\": not COCO ground truth",
+                 path);
+        st = ISEG_STATUS_EFORMAT;
+    }
+out:
+    iseg__free(ps.cat.name);
+    if (fp && fp != stdin) fclose(fp);
+    iseg__free(chunk);
+    yajl_free(h);
+    if (st != ISEG_STATUS_OK) {
+        iseg__coco_file_free(f);
+        f->name = path;
+    }
+    return st;
+}

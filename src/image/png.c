@@ -1,0 +1,452 @@
+/* png.c - iseg_image allocation and PNG reading/writing; the only file that talks to libspng. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <spng.h>
+
+#include "core/core_impl.h"
+#include "iseg/image.h"
+
+/* ---- images ---- */
+
+static bool image_shape_ok(uint32_t w, uint32_t h, uint32_t c, uint32_t depth) {
+    return w > 0 && h > 0 && c >= 1 && c <= 4 && (depth == 8 || depth == 16);
+}
+
+/* Bytes of a w x h x c image at depth bits; false on overflow of size_t. */
+static bool image_bytes(uint32_t w, uint32_t h, uint32_t c, uint32_t depth, size_t *out) {
+    size_t n;
+    return iseg__mul_size_ok((size_t)w, (size_t)h, &n) && iseg__mul_size_ok(n, (size_t)c, &n) &&
+           iseg__mul_size_ok(n, (size_t)depth / 8, out);
+}
+
+/* Allocate without zeroing: the decoder overwrites every byte. */
+static enum iseg_status image_alloc_raw(struct iseg_image *img, uint32_t w, uint32_t h,
+                                        uint32_t c, uint32_t depth, uint64_t max_pixels) {
+    memset(img, 0, sizeof(*img));
+    if (!image_shape_ok(w, h, c, depth)) return ISEG_STATUS_EINVAL;
+    if ((uint64_t)w * h > max_pixels) return ISEG_STATUS_ELIMIT;
+    size_t n;
+    if (!image_bytes(w, h, c, depth, &n)) return ISEG_STATUS_ELIMIT;
+    void *p = iseg__malloc(n);
+    if (!p) return ISEG_STATUS_ENOMEM;
+    img->w     = w;
+    img->h     = h;
+    img->c     = c;
+    img->depth = depth;
+    img->data  = p;
+    return ISEG_STATUS_OK;
+}
+
+enum iseg_status iseg_image_alloc(struct iseg_image *img, uint32_t w, uint32_t h, uint32_t c,
+                                  uint32_t depth) {
+    ISEG_ASSERT(img);
+    enum iseg_status st = image_alloc_raw(img, w, h, c, depth, ISEG_IMAGE_MAX_PIXELS);
+    if (st == ISEG_STATUS_OK) memset(img->data, 0, iseg_image_nbytes(img));
+    return st;
+}
+
+void iseg_image_free(struct iseg_image *img) {
+    if (!img) return;
+    iseg__free(img->data);
+    memset(img, 0, sizeof(*img));
+}
+
+size_t iseg_image_nbytes(const struct iseg_image *img) {
+    size_t n;
+    if (!img || !img->data || !image_bytes(img->w, img->h, img->c, img->depth, &n)) return 0;
+    return n;
+}
+
+struct iseg_image_limits iseg_image_default_limits(void) {
+    struct iseg_image_limits lim = {
+        .max_width       = ISEG_IMAGE_MAX_DIM,
+        .max_height      = ISEG_IMAGE_MAX_DIM,
+        .max_pixels      = ISEG_IMAGE_MAX_PIXELS,
+        .max_chunk_bytes = (size_t)16 << 20,
+    };
+    return lim;
+}
+
+/* ---- libspng glue ---- */
+
+/* libspng's allocator table has no user pointer, so route it through the library hooks with
+ * plain wrappers; this keeps OOM injection meaningful for PNG code too. */
+static void *spng_malloc_cb(size_t n) { return iseg__malloc(n); }
+static void *spng_realloc_cb(void *p, size_t n) { return iseg__realloc(p, n); }
+static void *spng_calloc_cb(size_t n, size_t size) { return iseg__calloc(n, size); }
+static void  spng_free_cb(void *p) { iseg__free(p); }
+
+static spng_ctx *ctx_new(int flags) {
+    struct spng_alloc a = {
+        .malloc_fn  = spng_malloc_cb,
+        .realloc_fn = spng_realloc_cb,
+        .calloc_fn  = spng_calloc_cb,
+        .free_fn    = spng_free_cb,
+    };
+    return spng_ctx_new2(&a, flags);
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+    if (!err || errlen == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Map a libspng decoder error to a status and a message "<name>: ...". */
+static enum iseg_status decode_error(int rc, const char *name, char *err, size_t errlen) {
+    switch (rc) {
+    case SPNG_IO_EOF:
+    case SPNG_EOF:
+    case SPNG_EIDAT_TOO_SHORT:
+        set_err(err, errlen, "%s: truncated PNG data (%s)", name, spng_strerror(rc));
+        return ISEG_STATUS_EFORMAT;
+    case SPNG_ESIGNATURE:
+        set_err(err, errlen, "%s: not a PNG file (bad signature)", name);
+        return ISEG_STATUS_EFORMAT;
+    case SPNG_EUSER_WIDTH:
+    case SPNG_EUSER_HEIGHT:
+    case SPNG_ECHUNK_LIMITS:
+    case SPNG_EOVERFLOW:
+        set_err(err, errlen, "%s: PNG too large (%s)", name, spng_strerror(rc));
+        return ISEG_STATUS_ELIMIT;
+    case SPNG_EMEM:
+        /* libspng also reports exceeded chunk limits as EMEM */
+        set_err(err, errlen, "%s: out of memory or PNG chunk limit exceeded", name);
+        return ISEG_STATUS_ENOMEM;
+    default:
+        set_err(err, errlen, "%s: corrupt PNG data (%s)", name, spng_strerror(rc));
+        return ISEG_STATUS_EFORMAT;
+    }
+}
+
+/* How a PNG colour type / bit depth maps to our layout and to a libspng output format. */
+struct decode_plan {
+    uint32_t c, depth; /* what the decoder produces */
+    int      fmt;      /* libspng output format */
+    int      flags;    /* libspng decode flags */
+    bool     gray_trns; /* add alpha from the tRNS gray key ourselves (c becomes 2) */
+};
+
+static bool plan_decode(const struct spng_ihdr *ih, bool has_trns, struct decode_plan *p) {
+    memset(p, 0, sizeof(*p));
+    bool d16 = ih->bit_depth == 16;
+    switch (ih->color_type) {
+    case SPNG_COLOR_TYPE_GRAYSCALE:
+        /* SPNG_FMT_PNG keeps 8 and 16-bit samples as they are (host order); G8 scales 1/2/4-bit
+         * samples up to 0..255. libspng has no gray+alpha output for a tRNS key, so we expand. */
+        p->c         = 1;
+        p->depth     = d16 ? 16 : 8;
+        p->fmt       = ih->bit_depth >= 8 ? SPNG_FMT_PNG : SPNG_FMT_G8;
+        p->gray_trns = has_trns;
+        return true;
+    case SPNG_COLOR_TYPE_TRUECOLOR:
+        p->c     = has_trns ? 4 : 3;
+        p->depth = d16 ? 16 : 8;
+        if (has_trns) {
+            p->fmt   = d16 ? SPNG_FMT_RGBA16 : SPNG_FMT_RGBA8;
+            p->flags = SPNG_DECODE_TRNS;
+        } else {
+            p->fmt = SPNG_FMT_PNG;
+        }
+        return true;
+    case SPNG_COLOR_TYPE_INDEXED:
+        p->c     = has_trns ? 4 : 3;
+        p->depth = 8;
+        p->fmt   = has_trns ? SPNG_FMT_RGBA8 : SPNG_FMT_RGB8;
+        p->flags = has_trns ? SPNG_DECODE_TRNS : 0;
+        return true;
+    case SPNG_COLOR_TYPE_GRAYSCALE_ALPHA:
+        p->c     = 2;
+        p->depth = d16 ? 16 : 8;
+        p->fmt   = SPNG_FMT_PNG;
+        return true;
+    case SPNG_COLOR_TYPE_TRUECOLOR_ALPHA:
+        p->c     = 4;
+        p->depth = d16 ? 16 : 8;
+        p->fmt   = SPNG_FMT_PNG;
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Expand a 1-channel image in place to gray+alpha: alpha is 0 where the sample equals key. */
+static enum iseg_status add_gray_key_alpha(struct iseg_image *img, uint32_t key) {
+    struct iseg_image ga;
+    enum iseg_status  st = image_alloc_raw(&ga, img->w, img->h, 2, img->depth, UINT64_MAX);
+    if (st != ISEG_STATUS_OK) return st;
+    size_t n = (size_t)img->w * img->h;
+    if (img->depth == 8) {
+        const uint8_t *src = img->data;
+        uint8_t       *dst = ga.data;
+        for (size_t i = 0; i < n; i++) {
+            dst[2 * i]     = src[i];
+            dst[2 * i + 1] = src[i] == key ? 0 : 255;
+        }
+    } else {
+        const uint16_t *src = img->data;
+        uint16_t       *dst = ga.data;
+        for (size_t i = 0; i < n; i++) {
+            dst[2 * i]     = src[i];
+            dst[2 * i + 1] = src[i] == key ? 0 : 65535;
+        }
+    }
+    iseg_image_free(img);
+    *img = ga;
+    return ISEG_STATUS_OK;
+}
+
+static enum iseg_status decode(const void *buf, size_t n, const struct iseg_image_limits *lim,
+                               const char *name, struct iseg_image *out, char *err,
+                               size_t errlen) {
+    memset(out, 0, sizeof(*out));
+    struct iseg_image_limits dflt = iseg_image_default_limits();
+    if (!lim) lim = &dflt;
+    if (n == 0) {
+        set_err(err, errlen, "%s: empty file (not a PNG)", name);
+        return ISEG_STATUS_EFORMAT;
+    }
+    static const uint8_t SIG[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (memcmp(buf, SIG, n < 8 ? n : 8) != 0) {
+        set_err(err, errlen, "%s: not a PNG file (bad signature)", name);
+        return ISEG_STATUS_EFORMAT;
+    }
+
+    enum iseg_status st  = ISEG_STATUS_OK;
+    spng_ctx        *ctx = ctx_new(0);
+    if (!ctx) {
+        set_err(err, errlen, "%s: out of memory", name);
+        return ISEG_STATUS_ENOMEM;
+    }
+    int rc = spng_set_png_buffer(ctx, buf, n);
+    if (rc == SPNG_OK) rc = spng_set_chunk_limits(ctx, lim->max_chunk_bytes, lim->max_chunk_bytes);
+    if (rc != SPNG_OK) {
+        st = decode_error(rc, name, err, errlen);
+        goto out_free_ctx;
+    }
+
+    struct spng_ihdr ih;
+    rc = spng_get_ihdr(ctx, &ih);
+    if (rc != SPNG_OK) {
+        st = decode_error(rc, name, err, errlen);
+        goto out_free_ctx;
+    }
+    /* Check the limits here rather than through spng_set_image_limits() so that the message can
+     * give the size; nothing large has been allocated yet. */
+    if (ih.width > lim->max_width || ih.height > lim->max_height ||
+        (uint64_t)ih.width * ih.height > lim->max_pixels) {
+        set_err(err, errlen,
+                "%s: image too large: %" PRIu32 " x %" PRIu32 " exceeds the limit "
+                "(%" PRIu32 " x %" PRIu32 ", %" PRIu64 " pixels)",
+                name, ih.width, ih.height, lim->max_width, lim->max_height, lim->max_pixels);
+        st = ISEG_STATUS_ELIMIT;
+        goto out_free_ctx;
+    }
+
+    /* Reading tRNS makes libspng parse every chunk before the image data, so this is also where
+     * truncated or corrupt headers show up. */
+    struct spng_trns trns;
+    rc = spng_get_trns(ctx, &trns);
+    if (rc != SPNG_OK && rc != SPNG_ECHUNKAVAIL) {
+        st = decode_error(rc, name, err, errlen);
+        goto out_free_ctx;
+    }
+    bool has_trns = rc == SPNG_OK;
+    struct decode_plan plan;
+    if (!plan_decode(&ih, has_trns, &plan)) {
+        set_err(err, errlen, "%s: unsupported PNG colour type %u", name, (unsigned)ih.color_type);
+        st = ISEG_STATUS_EFORMAT;
+        goto out_free_ctx;
+    }
+
+    size_t need;
+    rc = spng_decoded_image_size(ctx, plan.fmt, &need);
+    if (rc != SPNG_OK) {
+        st = decode_error(rc, name, err, errlen);
+        goto out_free_ctx;
+    }
+    st = image_alloc_raw(out, ih.width, ih.height, plan.c, plan.depth, lim->max_pixels);
+    if (st != ISEG_STATUS_OK) {
+        set_err(err, errlen, "%s: %s allocating a %" PRIu32 " x %" PRIu32 " image", name,
+                iseg_status_str(st), ih.width, ih.height);
+        goto out_free_ctx;
+    }
+    if (need != iseg_image_nbytes(out)) {
+        /* our plan and libspng disagree on the layout: never decode into a wrong-sized buffer */
+        set_err(err, errlen, "%s: internal error: decoded size %zu, expected %zu", name, need,
+                iseg_image_nbytes(out));
+        st = ISEG_STATUS_EINTERNAL;
+        goto out_free_image;
+    }
+    rc = spng_decode_image(ctx, out->data, need, plan.fmt, plan.flags);
+    if (rc != SPNG_OK) {
+        st = decode_error(rc, name, err, errlen);
+        goto out_free_image;
+    }
+    /* The pixels are complete, but a file cut short after them (no IEND) is still a truncated
+     * file: report it. Other problems in trailing ancillary chunks do not affect the pixels. */
+    rc = spng_decode_chunks(ctx);
+    if (rc == SPNG_IO_EOF || rc == SPNG_EOF) {
+        st = decode_error(rc, name, err, errlen);
+        goto out_free_image;
+    }
+    if (plan.gray_trns) {
+        /* The key is stored at the file's bit depth; G8 scales 1/2/4-bit samples by
+         * 255 / (2^d - 1), an integer for these depths, so scale the key the same way. */
+        uint32_t key = trns.gray;
+        if (ih.bit_depth < 8) key = key * (255u / ((1u << ih.bit_depth) - 1u));
+        st = add_gray_key_alpha(out, key);
+        if (st != ISEG_STATUS_OK) {
+            set_err(err, errlen, "%s: out of memory", name);
+            goto out_free_image;
+        }
+    }
+    spng_ctx_free(ctx);
+    return ISEG_STATUS_OK;
+
+out_free_image:
+    iseg_image_free(out);
+out_free_ctx:
+    spng_ctx_free(ctx);
+    return st;
+}
+
+enum iseg_status iseg_png_read_mem_limits(const void *buf, size_t n,
+                                          const struct iseg_image_limits *lim,
+                                          struct iseg_image *out, char *err, size_t errlen) {
+    ISEG_ASSERT(out && (buf || n == 0));
+    return decode(buf, n, lim, "<memory>", out, err, errlen);
+}
+
+enum iseg_status iseg_png_read_mem(const void *buf, size_t n, struct iseg_image *out, char *err,
+                                   size_t errlen) {
+    return iseg_png_read_mem_limits(buf, n, NULL, out, err, errlen);
+}
+
+enum iseg_status iseg_png_read(const char *path, struct iseg_image *out, char *err,
+                               size_t errlen) {
+    ISEG_ASSERT(path && out);
+    memset(out, 0, sizeof(*out));
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return ISEG_STATUS_EIO;
+    }
+    enum iseg_status st  = ISEG_STATUS_OK;
+    struct iseg__buf buf = {0};
+    for (;;) {
+        if (!iseg__buf_reserve(&buf, (size_t)1 << 16)) {
+            set_err(err, errlen, "%s: out of memory reading the file", path);
+            st = ISEG_STATUS_ENOMEM;
+            goto out_close;
+        }
+        size_t k = fread(buf.data + buf.len, 1, buf.cap - buf.len, f);
+        buf.len += k;
+        if (ferror(f)) {
+            set_err(err, errlen, "%s: read error: %s", path, strerror(errno));
+            st = ISEG_STATUS_EIO;
+            goto out_close;
+        }
+        if (k == 0 || feof(f)) break;
+        /* Stop early on something that is clearly not a PNG rather than slurping it whole. */
+        if (buf.len >= 8 && memcmp(buf.data, "\x89PNG\r\n\x1a\n", 8) != 0) break;
+    }
+    fclose(f);
+    f  = NULL;
+    st = decode(buf.data, buf.len, NULL, path, out, err, errlen);
+out_close:
+    if (f) fclose(f);
+    iseg__buf_free(&buf);
+    return st;
+}
+
+/* ---- writing ---- */
+
+static const uint8_t COLOR_TYPE[5] = {
+    0,
+    SPNG_COLOR_TYPE_GRAYSCALE,
+    SPNG_COLOR_TYPE_GRAYSCALE_ALPHA,
+    SPNG_COLOR_TYPE_TRUECOLOR,
+    SPNG_COLOR_TYPE_TRUECOLOR_ALPHA,
+};
+
+enum iseg_status iseg_png_write_mem(const struct iseg_image *img, void **buf, size_t *n,
+                                    char *err, size_t errlen) {
+    ISEG_ASSERT(img && buf && n);
+    *buf = NULL;
+    *n   = 0;
+    if (!img->data || !image_shape_ok(img->w, img->h, img->c, img->depth)) {
+        set_err(err, errlen, "invalid image (%" PRIu32 " x %" PRIu32 ", %" PRIu32
+                             " channels, depth %" PRIu32 ")",
+                img->w, img->h, img->c, img->depth);
+        return ISEG_STATUS_EINVAL;
+    }
+    if (img->w > INT32_MAX || img->h > INT32_MAX) {
+        set_err(err, errlen, "image too large for PNG (%" PRIu32 " x %" PRIu32 ")", img->w,
+                img->h);
+        return ISEG_STATUS_ELIMIT;
+    }
+    spng_ctx *ctx = ctx_new(SPNG_CTX_ENCODER);
+    if (!ctx) {
+        set_err(err, errlen, "out of memory");
+        return ISEG_STATUS_ENOMEM;
+    }
+    enum iseg_status st = ISEG_STATUS_OK;
+    struct spng_ihdr ih = {
+        .width      = img->w,
+        .height     = img->h,
+        .bit_depth  = (uint8_t)img->depth,
+        .color_type = COLOR_TYPE[img->c],
+    };
+    int rc = spng_set_option(ctx, SPNG_ENCODE_TO_BUFFER, 1);
+    if (rc == SPNG_OK) rc = spng_set_ihdr(ctx, &ih);
+    /* SPNG_FMT_PNG: samples in the PNG's own layout, 16-bit ones in host order */
+    if (rc == SPNG_OK)
+        rc = spng_encode_image(ctx, img->data, iseg_image_nbytes(img), SPNG_FMT_PNG,
+                               SPNG_ENCODE_FINALIZE);
+    if (rc != SPNG_OK) {
+        st = rc == SPNG_EMEM ? ISEG_STATUS_ENOMEM : ISEG_STATUS_EINTERNAL;
+        set_err(err, errlen, "PNG encoding failed: %s", spng_strerror(rc));
+        goto out_free_ctx;
+    }
+    /* The buffer was allocated through our hooks, so the caller can release it with iseg_free. */
+    *buf = spng_get_png_buffer(ctx, n, &rc);
+    if (!*buf || rc != SPNG_OK) {
+        iseg__free(*buf);
+        *buf = NULL;
+        *n   = 0;
+        st   = rc == SPNG_EMEM ? ISEG_STATUS_ENOMEM : ISEG_STATUS_EINTERNAL;
+        set_err(err, errlen, "PNG encoding failed: %s", spng_strerror(rc));
+    }
+out_free_ctx:
+    spng_ctx_free(ctx);
+    return st;
+}
+
+enum iseg_status iseg_png_write(const char *path, const struct iseg_image *img, char *err,
+                                size_t errlen) {
+    ISEG_ASSERT(path && img);
+    void            *png = NULL;
+    size_t           n   = 0;
+    char             msg[256];
+    enum iseg_status st  = iseg_png_write_mem(img, &png, &n, msg, sizeof(msg));
+    if (st != ISEG_STATUS_OK) {
+        set_err(err, errlen, "%s: %s", path, msg);
+        return st;
+    }
+    /* iseg__write_file_atomic removes its temporary file on every failure path. */
+    char tmp_err[1024] = "";
+    st = iseg__write_file_atomic(path, png, n, tmp_err, sizeof(tmp_err));
+    if (st != ISEG_STATUS_OK) set_err(err, errlen, "%s", tmp_err);
+    iseg__free(png);
+    return st;
+}

@@ -1,0 +1,133 @@
+/* rle_string.c - the compressed COCO RLE string (the `counts` string of a COCO RLE dict).
+ *
+ * Format (ref: shared/specs/coco-eval.md §5, maskApi rleToString/rleFrString): each count x is
+ * written as a little-endian sequence of 5-bit groups, one character per group (group + 48, so
+ * characters 48..111); bit 0x20 of a group means "more groups follow"; the last group's bit 0x10 is
+ * the sign. Counts with index i > 2 are written as the difference x - cnts[i-2] (the first three
+ * are raw). The encoder emits the shortest form; the decoder also accepts padded forms of up to
+ * MAX_GROUPS groups and rejects everything a hostile string could use to overflow. */
+#include <string.h>
+
+#include "core/core_impl.h"
+#include "iseg/mask.h"
+
+/* A count fits in 32 bits and a delta in 33 (signed), i.e. at most 7 groups in the shortest form;
+ * 12 groups (60 bits) keep every shift below 64 while tolerating zero padding. */
+#define MAX_GROUPS 12
+
+/* The value written for count i: cnts[i], or cnts[i] - cnts[i-2] for i > 2, as a two's
+ * complement 64-bit pattern (unsigned, so that no signed overflow or shift is ever involved). */
+static uint64_t coded_value(const uint32_t *cnts, size_t i) {
+    uint64_t x = cnts[i];
+    if (i > 2) x -= cnts[i - 2]; /* wraps to the two's complement of a negative delta */
+    return x;
+}
+
+/* Emit the groups of x; buf may be NULL to only count them. Returns the number of characters. */
+static size_t put_value(uint64_t x, char *buf) {
+    size_t n = 0;
+    for (;;) {
+        unsigned c   = (unsigned)(x & 0x1f);
+        bool     neg = (x >> 63) != 0;
+        x            = (x >> 5) | (neg ? ~(UINT64_MAX >> 5) : 0); /* arithmetic shift */
+        bool more    = (c & 0x10) ? x != UINT64_MAX : x != 0;
+        if (more) c |= 0x20;
+        if (buf) buf[n] = (char)(c + 48);
+        n++;
+        if (!more) return n;
+    }
+}
+
+size_t iseg_rle_string_len(const struct iseg_rle *r) {
+    ISEG_ASSERT(r);
+    ISEG_ASSERT(r->m == 0 || r->cnts);
+    size_t n = 0;
+    for (size_t i = 0; i < r->m; i++) n += put_value(coded_value(r->cnts, i), NULL);
+    return n;
+}
+
+size_t iseg_rle_string_write(const struct iseg_rle *r, char *buf) {
+    ISEG_ASSERT(r);
+    ISEG_ASSERT(r->m == 0 || (r->cnts && buf));
+    size_t n = 0;
+    for (size_t i = 0; i < r->m; i++) n += put_value(coded_value(r->cnts, i), buf + n);
+    return n;
+}
+
+enum iseg_status iseg_rle_to_string(const struct iseg_rle *r, char **out, size_t *len) {
+    ISEG_ASSERT(r && out);
+    *out = NULL;
+    if (len) *len = 0;
+    size_t n = iseg_rle_string_len(r);
+    if (n == SIZE_MAX) return ISEG_STATUS_ENOMEM;
+    char *s = iseg__malloc(n + 1);
+    if (!s) return ISEG_STATUS_ENOMEM;
+    size_t k = iseg_rle_string_write(r, s);
+    ISEG_ASSERT(k == n);
+    s[n] = '\0';
+    *out = s;
+    if (len) *len = n;
+    return ISEG_STATUS_OK;
+}
+
+enum iseg_status iseg_rle_from_string(struct iseg_rle *out, const char *s, size_t len,
+                                      uint32_t h, uint32_t w) {
+    ISEG_ASSERT(out);
+    ISEG_ASSERT(len == 0 || s);
+    *out         = (struct iseg_rle){0};
+    uint64_t n_px = (uint64_t)h * (uint64_t)w;
+    if (n_px > ISEG_RLE_MAX_PIXELS) return ISEG_STATUS_ELIMIT;
+
+    /* Pass 1: check the characters and the group structure, and count the values, so that the
+     * counts array is allocated once at its exact size. */
+    size_t m = 0, k = 0; /* values, groups in the current value */
+    for (size_t p = 0; p < len; p++) {
+        unsigned char ch = (unsigned char)s[p];
+        if (ch < 48 || ch > 111) return ISEG_STATUS_EFORMAT;
+        if (++k > MAX_GROUPS) return ISEG_STATUS_EFORMAT;
+        if (((ch - 48) & 0x20) == 0) {
+            m++;
+            k = 0;
+        }
+    }
+    if (k != 0) return ISEG_STATUS_EFORMAT; /* truncated: the last group asks for more */
+    if (n_px > 0 && m == 0) return ISEG_STATUS_EFORMAT;
+
+    uint32_t *cnts = NULL;
+    if (m > 0) {
+        cnts = iseg__malloc_array(m, sizeof(*cnts));
+        if (!cnts) return ISEG_STATUS_ENOMEM;
+    }
+
+    /* Pass 2: decode. Values are 64-bit two's complement patterns in a uint64_t. */
+    uint64_t total = 0;
+    size_t   p     = 0;
+    for (size_t i = 0; i < m; i++) {
+        uint64_t x     = 0;
+        unsigned shift = 0, c;
+        do {
+            c = (unsigned)((unsigned char)s[p++] - 48);
+            x |= (uint64_t)(c & 0x1f) << shift;
+            shift += 5;
+        } while (c & 0x20);
+        if (c & 0x10) x |= UINT64_MAX << shift; /* sign-extend; shift <= 60 */
+        if (i > 2) x += cnts[i - 2];
+        /* x is now the count as a 64-bit two's complement number: a negative count shows up as
+         * a value >= 2^63, and the magnitude is below 2^61, so no wrap-around can hide one. */
+        if (x > UINT32_MAX) goto out_format;
+        cnts[i] = (uint32_t)x;
+        total += x;
+        if (total > n_px) goto out_format;
+    }
+    if (total != n_px) goto out_format;
+
+    out->h    = h;
+    out->w    = w;
+    out->m    = m;
+    out->cnts = cnts;
+    return ISEG_STATUS_OK;
+
+out_format:
+    iseg__free(cnts);
+    return ISEG_STATUS_EFORMAT;
+}

@@ -1,0 +1,20 @@
+/* Every public header compiles standalone in C (with -pedantic) and the library links. */
+#include "iseg/iseg.h"
+#include "iseg/mask.h"
+#include "iseg/coco.h"
+#include "iseg/match.h"
+#include "iseg/image.h"
+#include "iseg/plot.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int main(void) {
+    if (strcmp(iseg_version(), ISEG_VERSION_STRING) != 0) {
+        fprintf(stderr, "version mismatch: %s vs %s\n", iseg_version(), ISEG_VERSION_STRING);
+        return 1;
+    }
+    if (strcmp(iseg_status_str(ISEG_STATUS_EFORMAT), "malformed input") != 0) return 1;
+    printf("headers ok (C)\n");
+    return 0;
+}
