@@ -287,7 +287,7 @@ enum iseg_status iseg_coco_eval_write_plots(iseg_coco_eval_t ev, const char *dir
     if (st != ISEG_STATUS_OK) goto out;
     snprintf(path, dl, "%s/pr_curves.png", dir);
     char title[160];
-    snprintf(title, sizeof(title), "%s precision-recall, mean over categories (AP %.3f)",
+    snprintf(title, sizeof(title), "%s: mean over categories, AP %.3f",
              iseg_iou_type_name(ev->p.iou_type), ev->stats[0]);
     st = plot_curves(ev, path, title, -1);
     for (size_t k = 0; per_category && ev->p.use_cats && k < ev->K && st == ISEG_STATUS_OK; k++) {

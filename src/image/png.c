@@ -75,10 +75,18 @@ struct iseg_image_limits iseg_image_default_limits(void) {
 /* ---- libspng glue ---- */
 
 /* libspng's allocator table has no user pointer, so route it through the library hooks with
- * plain wrappers; this keeps OOM injection meaningful for PNG code too. */
-static void *spng_malloc_cb(size_t n) { return iseg__malloc(n); }
-static void *spng_realloc_cb(void *p, size_t n) { return iseg__realloc(p, n); }
-static void *spng_calloc_cb(size_t n, size_t size) { return iseg__calloc(n, size); }
+ * plain wrappers; this keeps OOM injection meaningful for PNG code too. libspng reports some
+ * allocation failures inside zlib as stream errors, so the wrappers also note any failure (per
+ * thread, since contexts never cross threads) and errors are then reported as ENOMEM. */
+static _Thread_local bool g_alloc_failed;
+
+static void *note_failure(void *p) {
+    if (!p) g_alloc_failed = true;
+    return p;
+}
+static void *spng_malloc_cb(size_t n) { return note_failure(iseg__malloc(n)); }
+static void *spng_realloc_cb(void *p, size_t n) { return note_failure(iseg__realloc(p, n)); }
+static void *spng_calloc_cb(size_t n, size_t size) { return note_failure(iseg__calloc(n, size)); }
 static void  spng_free_cb(void *p) { iseg__free(p); }
 
 static spng_ctx *ctx_new(int flags) {
@@ -88,6 +96,7 @@ static spng_ctx *ctx_new(int flags) {
         .calloc_fn  = spng_calloc_cb,
         .free_fn    = spng_free_cb,
     };
+    g_alloc_failed = false;
     return spng_ctx_new2(&a, flags);
 }
 
@@ -103,6 +112,7 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 
 /* Map a libspng decoder error to a status and a message "<name>: ...". */
 static enum iseg_status decode_error(int rc, const char *name, char *err, size_t errlen) {
+    if (g_alloc_failed) rc = SPNG_EMEM;
     switch (rc) {
     case SPNG_IO_EOF:
     case SPNG_EOF:
@@ -119,8 +129,10 @@ static enum iseg_status decode_error(int rc, const char *name, char *err, size_t
         set_err(err, errlen, "%s: PNG too large (%s)", name, spng_strerror(rc));
         return ISEG_STATUS_ELIMIT;
     case SPNG_EMEM:
+    case SPNG_EZLIB_INIT: /* zlib could not allocate its state */
         /* libspng also reports exceeded chunk limits as EMEM */
-        set_err(err, errlen, "%s: out of memory or PNG chunk limit exceeded", name);
+        set_err(err, errlen, "%s: %s", name,
+                g_alloc_failed ? "out of memory" : "out of memory or PNG chunk limit exceeded");
         return ISEG_STATUS_ENOMEM;
     default:
         set_err(err, errlen, "%s: corrupt PNG data (%s)", name, spng_strerror(rc));
@@ -379,6 +391,11 @@ static const uint8_t COLOR_TYPE[5] = {
     SPNG_COLOR_TYPE_TRUECOLOR_ALPHA,
 };
 
+/* The encoder only fails for lack of memory (zlib's init included) or through a bug of ours. */
+static enum iseg_status encode_status(int rc) {
+    return g_alloc_failed || rc == SPNG_EMEM || rc == SPNG_EZLIB_INIT ? ISEG_STATUS_ENOMEM : ISEG_STATUS_EINTERNAL;
+}
+
 enum iseg_status iseg_png_write_mem(const struct iseg_image *img, void **buf, size_t *n,
                                     char *err, size_t errlen) {
     ISEG_ASSERT(img && buf && n);
@@ -414,7 +431,7 @@ enum iseg_status iseg_png_write_mem(const struct iseg_image *img, void **buf, si
         rc = spng_encode_image(ctx, img->data, iseg_image_nbytes(img), SPNG_FMT_PNG,
                                SPNG_ENCODE_FINALIZE);
     if (rc != SPNG_OK) {
-        st = rc == SPNG_EMEM ? ISEG_STATUS_ENOMEM : ISEG_STATUS_EINTERNAL;
+        st = encode_status(rc);
         set_err(err, errlen, "PNG encoding failed: %s", spng_strerror(rc));
         goto out_free_ctx;
     }
@@ -424,7 +441,7 @@ enum iseg_status iseg_png_write_mem(const struct iseg_image *img, void **buf, si
         iseg__free(*buf);
         *buf = NULL;
         *n   = 0;
-        st   = rc == SPNG_EMEM ? ISEG_STATUS_ENOMEM : ISEG_STATUS_EINTERNAL;
+        st   = encode_status(rc == SPNG_OK ? SPNG_EMEM : rc);
         set_err(err, errlen, "PNG encoding failed: %s", spng_strerror(rc));
     }
 out_free_ctx:

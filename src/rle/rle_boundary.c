@@ -57,24 +57,31 @@ struct ones_iter {
     uint64_t        pos, n;
 };
 
-static bool ones_next(struct ones_iter *it, uint64_t *a, uint64_t *b) {
-    while (it->i < it->m && it->pos < it->n) {
-        uint64_t s = it->pos, e = s + it->cnts[it->i];
-        if (e > it->n) e = it->n;
-        it->pos = e;
-        if ((it->i++ & 1) && e > s) {
-            while (it->i + 1 < it->m && it->cnts[it->i] == 0 && e < it->n) {
-                e = e + it->cnts[it->i + 1];
-                if (e > it->n) e = it->n;
-                it->pos = e;
-                it->i += 2;
+static inline bool ones_next(struct ones_iter *it, uint64_t *a, uint64_t *b) {
+    /* locals: the stores through a and b could otherwise alias it->pos */
+    const uint32_t *cnts = it->cnts;
+    size_t          i = it->i, m = it->m;
+    uint64_t        pos = it->pos, n = it->n;
+    bool            found = false;
+    while (i < m && pos < n) {
+        uint64_t s = pos, e = s + cnts[i];
+        if (e > n) e = n;
+        pos = e;
+        if ((i++ & 1) && e > s) {
+            for (; i + 1 < m && cnts[i] == 0 && e < n; i += 2) {
+                e = e + cnts[i + 1];
+                if (e > n) e = n;
             }
-            *a = s;
-            *b = e;
-            return true;
+            pos   = e;
+            *a    = s;
+            *b    = e;
+            found = true;
+            break;
         }
     }
-    return false;
+    it->i   = i;
+    it->pos = pos;
+    return found;
 }
 
 static struct ones_iter ones_begin(const struct iseg_rle *r) {
@@ -82,53 +89,58 @@ static struct ones_iter ones_begin(const struct iseg_rle *r) {
     return it;
 }
 
-/* The same runs cut at column boundaries: column x, rows [s, e). */
+/* The same runs cut at column ends: column x, rows [s, e). The column is tracked by stepping,
+ * not dividing, as most runs start in the same column as the previous one or the next. */
 struct piece_iter {
     struct ones_iter runs;
-    uint64_t         a, b; /* rest of the current run */
-    uint32_t         h;
+    uint64_t         a, b;    /* rest of the current run */
+    uint64_t         base, h; /* base = x * h */
+    uint32_t         x;
 };
 
-static bool piece_next(struct piece_iter *it, uint32_t *x, uint32_t *s, uint32_t *e) {
+static inline bool piece_next(struct piece_iter *it, uint32_t *x, uint32_t *s, uint32_t *e) {
     if (it->a >= it->b && !ones_next(&it->runs, &it->a, &it->b)) return false;
-    uint64_t col = it->a / it->h, base = col * it->h, end = base + it->h;
-    if (end > it->b) end = it->b;
-    *x    = (uint32_t)col;
-    *s    = (uint32_t)(it->a - base);
-    *e    = (uint32_t)(end - base);
-    it->a = end;
+    uint64_t a = it->a, base = it->base, h = it->h;
+    if (a - base >= h) {
+        if (a - base < 4 * h) {
+            do {
+                base += h;
+                it->x++;
+            } while (a - base >= h);
+        } else {
+            it->x = (uint32_t)(a / h);
+            base  = (uint64_t)it->x * h;
+        }
+        it->base = base;
+    }
+    uint64_t end = base + h < it->b ? base + h : it->b;
+    *x           = it->x;
+    *s           = (uint32_t)(a - base);
+    *e           = (uint32_t)(end - base);
+    it->a        = end;
     return true;
 }
 
 static struct piece_iter pieces_begin(const struct iseg_rle *r) {
-    struct piece_iter it = {ones_begin(r), 0, 0, r->h};
+    struct piece_iter it = {ones_begin(r), 0, 0, 0, r->h, 0};
     return it;
 }
 
-/* Bounding box of the 1s (inclusive), the number of runs and of column pieces. */
+/* Bounding box of the 1s (inclusive) and the number of column pieces. */
 struct fg_box {
     uint32_t x0, x1, y0, y1;
-    size_t   n_run, n_piece;
+    size_t   n_piece;
 };
 
 static struct fg_box fg_box_of(const struct iseg_rle *r) {
-    struct fg_box    bb = {UINT32_MAX, 0, UINT32_MAX, 0, 0, 0};
-    struct ones_iter it = ones_begin(r);
-    uint64_t         a, b;
-    while (ones_next(&it, &a, &b)) {
-        uint32_t xa = (uint32_t)(a / r->h), xb = (uint32_t)((b - 1) / r->h);
-        if (xa == xb) {
-            uint32_t ya = (uint32_t)(a % r->h), yb = (uint32_t)((b - 1) % r->h);
-            if (ya < bb.y0) bb.y0 = ya;
-            if (yb > bb.y1) bb.y1 = yb;
-        } else { /* crosses a column end: covers [ya, h) and [0, yb] */
-            bb.y0 = 0;
-            bb.y1 = r->h - 1;
-        }
-        if (xa < bb.x0) bb.x0 = xa;
-        if (xb > bb.x1) bb.x1 = xb;
-        bb.n_run++;
-        bb.n_piece += (size_t)(xb - xa) + 1;
+    struct fg_box     bb = {UINT32_MAX, 0, UINT32_MAX, 0, 0};
+    struct piece_iter it = pieces_begin(r);
+    uint32_t          x, s, e;
+    while (piece_next(&it, &x, &s, &e)) {
+        if (bb.n_piece++ == 0) bb.x0 = x;
+        bb.x1 = x;
+        if (s < bb.y0) bb.y0 = s;
+        if (e - 1 > bb.y1) bb.y1 = e - 1;
     }
     return bb;
 }
@@ -215,9 +227,9 @@ enum iseg_status iseg_rle_boundary(struct iseg_rle *out, const struct iseg_rle *
     uint64_t         k = 2 * (uint64_t)d + 1; /* side of the structuring square */
     uint64_t         a, b;
 
-    if (bb.n_run == 0 || bb.x1 - bb.x0 + 1 < k || bb.y1 - bb.y0 + 1 < k) {
+    if (bb.n_piece == 0 || bb.x1 - bb.x0 + 1 < k || bb.y1 - bb.y0 + 1 < k) {
         /* Nothing survives the erosion: the band is the mask itself, re-emitted canonically. */
-        if ((st = emit_begin(&o, 2 * bb.n_run + 2)) != ISEG_STATUS_OK) return st;
+        if ((st = emit_begin(&o, 2 * bb.n_piece + 2)) != ISEG_STATUS_OK) return st;
         struct ones_iter it = ones_begin(r);
         while (ones_next(&it, &a, &b)) emit_ones(&o, a, b);
         emit_finish(&o, out, r);
