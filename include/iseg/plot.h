@@ -46,7 +46,7 @@ struct iseg_plot_series {
 struct iseg_plot_params {
     int         width, height;          /* image size in pixels */
     const char *title, *xlabel, *ylabel; /* NULL or "" for none */
-    double      xmin, xmax, ymin, ymax; /* axis ranges (xmin < xmax, ymin < ymax, finite) */
+    double      xmin, xmax, ymin, ymax; /* axis ranges, see iseg_plot_lines() */
 };
 
 /* 640 x 480, no title or labels, both axes 0..1. */
@@ -57,9 +57,10 @@ void iseg_plot_default_palette(size_t i, uint8_t rgb[3]);
 
 /* Draw n_series line series into a newly allocated RGB 8-bit image of p->width x p->height
  * (out must be zeroed or freed; free with iseg_image_free()). p may be NULL for the defaults.
- * EINVAL for an empty or non-finite axis range or an image too small to hold the axes (width
- * below 120 or height below 100 is always too small); ELIMIT above 16384 pixels either way;
- * ENOMEM. On error *out is zeroed. */
+ * EINVAL for an axis range that is not finite, not increasing, or narrower than 1e-9 (absolute,
+ * or relative to its largest value), or for an image too small to hold the axes (width below 120
+ * or height below 100 always is); ELIMIT above 16384 pixels either way; ENOMEM.
+ * On error *out is zeroed. */
 enum iseg_status iseg_plot_lines(struct iseg_image *out, const struct iseg_plot_series *s,
                                  size_t n_series, const struct iseg_plot_params *p);
 

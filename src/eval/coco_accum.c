@@ -15,22 +15,31 @@ struct acc_ctx {
     atomic_int             status;
 };
 
-/* one category: every (area, max dets, threshold) */
+/* One category: every (area, max dets, threshold).
+ *
+ * numpy computes tp/fp cumulative sums over all detections in score order, rc = tp/npig,
+ * pr = tp/(fp + tp + eps), the right-to-left maximum envelope of pr, and samples it at
+ * searchsorted(rc, recThrs). Only true positives matter for the result: an ignored detection
+ * repeats its predecessor's (rc, pr), and a false positive lowers pr below its predecessor's,
+ * so neither changes the envelope where it is sampled (the first index reaching each recall
+ * threshold is a true positive, or index 0, whose envelope value is the maximum over all
+ * true positives). So this walks the detections once per (area, threshold), counts false
+ * positives, and computes pr and rc exactly as numpy does at each true positive only. */
 static bool accumulate_cat(struct iseg_coco_eval *ev, size_t k) {
     struct grp **gs = ev->kgrp + ev->kgrp_start[k];
     size_t       ng = ev->kgrp_start[k + 1] - ev->kgrp_start[k];
     if (ng == 0) return true; /* no evaluated image: precision/recall stay -1 */
-    size_t n = 0;
+    const size_t T = ev->T, AT = N_A * T;
+    size_t       n = 0;
     for (size_t i = 0; i < ng; i++) n += gs[i]->nd;
-    /* concatenation in image order of each image's score-sorted detections */
     double   *score = iseg__malloc_array(n + 1, sizeof(double));
     int32_t  *ord   = iseg__malloc_array(2 * n + 2, sizeof(int32_t));
-    int32_t  *gi    = iseg__malloc_array(n + 1, sizeof(int32_t)); /* group of entry */
+    int32_t  *gi    = iseg__malloc_array(n + 1, sizeof(int32_t));  /* group of entry */
     uint32_t *pos   = iseg__malloc_array(n + 1, sizeof(uint32_t)); /* position in group */
-    int32_t  *sub   = iseg__malloc_array(n + 1, sizeof(int32_t));
-    double   *rc    = iseg__malloc_array(n + 1, sizeof(double));
-    double   *pr    = iseg__malloc_array(n + 1, sizeof(double));
-    bool      ok    = score && ord && gi && pos && sub && rc && pr;
+    uint8_t  *fl    = iseg__malloc_array(n + 1, AT);               /* (AT, nd) sorted flags */
+    double   *env   = iseg__malloc_array(n + 1, sizeof(double));   /* pr at each TP */
+    double   *rcv   = iseg__malloc_array(n + 1, sizeof(double));   /* rc at each TP */
+    bool      ok    = score && ord && gi && pos && fl && env && rcv;
     if (!ok) goto out;
     size_t j = 0;
     for (size_t i = 0; i < ng; i++)
@@ -43,41 +52,46 @@ static bool accumulate_cat(struct iseg_coco_eval *ev, size_t k) {
         }
     /* np.argsort(-dtScores, kind='mergesort'): stable, ties in concatenation order */
     iseg__sort_desc_stable(ord, score, n, ord + n);
-    const size_t T = ev->T;
+    uint64_t npig[N_A] = {0};
+    for (size_t a = 0; a < N_A; a++)
+        for (size_t i = 0; i < ng; i++) npig[a] += gs[i]->npig[a];
     for (size_t m = 0; m < N_M; m++) {
         uint32_t maxdet = ev->p.max_dets[m];
-        size_t   nd     = 0;
-        for (size_t q = 0; q < n; q++)
-            if (pos[ord[q]] < maxdet) sub[nd++] = ord[q];
+        /* flags of the kept detections in score order, one row per (area, threshold) */
+        size_t nd = 0;
+        for (size_t q = 0; q < n; q++) {
+            int32_t e = ord[q];
+            if (pos[e] >= maxdet) continue;
+            const struct grp *g = gs[gi[e]];
+            for (size_t at = 0; at < AT; at++) fl[at * n + nd] = g->flags[at * g->nd + pos[e]];
+            nd++;
+        }
         for (size_t a = 0; a < N_A; a++) {
-            uint64_t npig = 0;
-            for (size_t i = 0; i < ng; i++) npig += gs[i]->npig[a];
-            if (npig == 0) continue;
+            if (npig[a] == 0) continue;
+            const double dn = (double)npig[a];
             for (size_t t = 0; t < T; t++) {
-                /* tp/fp cumulative sums (ignored detections repeat the previous values) */
-                uint64_t tp = 0, fp = 0;
+                const uint8_t *f   = fl + (a * T + t) * n;
+                uint64_t       tp  = 0, fp = 0;
                 for (size_t q = 0; q < nd; q++) {
-                    const struct grp *g = gs[gi[sub[q]]];
-                    uint8_t f = g->flags[(a * T + t) * g->nd + pos[sub[q]]];
-                    if (!(f & DF_IG)) {
-                        if (f & DF_TP) tp++;
-                        else fp++;
+                    uint8_t v = f[q];
+                    if (v & DF_IG) continue;
+                    if (!(v & DF_TP)) {
+                        fp++;
+                        continue;
                     }
-                    double dtp = (double)tp, dfp = (double)fp;
-                    rc[q] = dtp / (double)npig;
-                    /* tp / (fp + tp + np.spacing(1)) */
-                    pr[q] = dtp / ((dfp + dtp) + DBL_EPSILON);
+                    tp++;
+                    double dtp  = (double)tp;
+                    rcv[tp - 1] = dtp / dn;
+                    env[tp - 1] = dtp / (((double)fp + dtp) + DBL_EPSILON);
                 }
-                ev->recall[REC_IDX(ev, t, k, a, m)] = nd ? rc[nd - 1] : 0;
-                /* precision envelope, right to left */
-                for (size_t q = nd; q-- > 1;)
-                    if (pr[q] > pr[q - 1]) pr[q - 1] = pr[q];
-                /* q[r] = pr[searchsorted(rc, recThrs[r], 'left')], 0 past the end */
+                ev->recall[REC_IDX(ev, t, k, a, m)] = nd ? (double)tp / dn : 0;
+                for (size_t q = tp; q-- > 1;)
+                    if (env[q] > env[q - 1]) env[q - 1] = env[q];
                 double *prec = ev->precision + PREC_IDX(ev, t, k, a, m);
                 size_t  q    = 0;
                 for (size_t r = 0; r < N_R; r++) {
-                    while (q < nd && rc[q] < ev->rec_thrs[r]) q++;
-                    prec[r] = q < nd ? pr[q] : 0;
+                    while (q < tp && rcv[q] < ev->rec_thrs[r]) q++;
+                    prec[r] = q < tp ? env[q] : 0;
                 }
             }
         }
@@ -87,9 +101,9 @@ out:
     iseg__free(ord);
     iseg__free(gi);
     iseg__free(pos);
-    iseg__free(sub);
-    iseg__free(rc);
-    iseg__free(pr);
+    iseg__free(fl);
+    iseg__free(env);
+    iseg__free(rcv);
     return ok;
 }
 

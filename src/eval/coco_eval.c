@@ -221,6 +221,20 @@ static void *parse_thread(void *arg) {
     return NULL;
 }
 
+/* index, check and prepare what was parsed */
+static enum iseg_status finish_load(struct iseg_coco_eval *ev) {
+    double           t1 = iseg__now();
+    enum iseg_status st = iseg__coco_index(ev);
+    if (st == ISEG_STATUS_OK) st = iseg__coco_prepare(ev);
+    ev->timings.prepare = iseg__now() - t1;
+    if (st != ISEG_STATUS_OK) {
+        free_loaded(ev);
+        return st;
+    }
+    ev->loaded = true;
+    return ISEG_STATUS_OK;
+}
+
 static enum iseg_status load_both(struct iseg_coco_eval *ev, struct parse_job *jg,
                                   struct parse_job *jd) {
     free_loaded(ev);
@@ -243,16 +257,7 @@ static enum iseg_status load_both(struct iseg_coco_eval *ev, struct parse_job *j
         iseg__coco_file_free(&ev->gt);
         return jd->st;
     }
-    double t1 = iseg__now();
-    enum iseg_status st = iseg__coco_index(ev);
-    if (st == ISEG_STATUS_OK) st = iseg__coco_prepare(ev);
-    ev->timings.prepare = iseg__now() - t1;
-    if (st != ISEG_STATUS_OK) {
-        free_loaded(ev);
-        return st;
-    }
-    ev->loaded = true;
-    return ISEG_STATUS_OK;
+    return finish_load(ev);
 }
 
 enum iseg_status iseg_coco_eval_load_files(iseg_coco_eval_t ev, const char *gt_path,
@@ -262,9 +267,14 @@ enum iseg_status iseg_coco_eval_load_files(iseg_coco_eval_t ev, const char *gt_p
         iseg__ev_error(ev, "ground truth and results cannot both be read from stdin");
         return ISEG_STATUS_EINVAL;
     }
-    struct parse_job jg = {.f = &ev->gt, .path = gt_path, .is_results = false};
-    struct parse_job jd = {.f = &ev->dt, .path = dt_path, .is_results = true};
-    return load_both(ev, &jg, &jd);
+    free_loaded(ev);
+    ev->err[0]          = 0;
+    double           t0 = iseg__now();
+    enum iseg_status st = iseg__coco_parse_pair(&ev->gt, gt_path, &ev->dt, dt_path, ev->pool,
+                                                ev->err, sizeof(ev->err));
+    ev->timings.load    = iseg__now() - t0;
+    if (st != ISEG_STATUS_OK) return st;
+    return finish_load(ev);
 }
 
 enum iseg_status iseg_coco_eval_load_mem(iseg_coco_eval_t ev, const char *gt_json, size_t gt_len,

@@ -45,12 +45,14 @@ struct coco_ann {
     double   area;       /* GT: from the JSON; DT: as loadRes sets it */
     double   bbox[4];    /* from the JSON (or toBbox of the mask for segm-branch results) */
     double   score;
-    uint64_t seg_off;    /* into the raw buffer of its file */
+    uint64_t seg_off;    /* into raw buffer raw_id of its file */
     uint32_t seg_len;    /* bytes (string), counts (list), or rings (polygons) */
     uint32_t seg_h, seg_w;
     uint32_t flags;
     uint8_t  seg_kind;
     uint8_t  n_bbox;     /* numbers seen in bbox */
+    uint8_t  raw_id;
+    bool     mask_owned;
     int32_t  img_idx;    /* index into the sorted image table, -1 unknown */
     int32_t  cat_idx;    /* index into the sorted category table, -1 unknown */
     /* prepared for evaluation */
@@ -58,11 +60,11 @@ struct coco_ann {
     char    *bnd;        /* boundary band, compressed (owned) */
     uint32_t mask_len, bnd_len;
     uint32_t mh, mw;     /* mask size */
-    uint32_t mask_area, bnd_area;
-    double   mask_bb[4]; /* toBbox of the mask (the IoU pre-filter uses these) */
-    double   bnd_bb[4];
-    bool     mask_owned;
+    uint32_t mask_area;
+    uint32_t mask_bb[4]; /* toBbox of the mask (the IoU pre-filter uses these) */
 };
+
+#define COCO_MAX_RAW 64
 
 struct coco_file {
     const char      *name;
@@ -72,14 +74,26 @@ struct coco_file {
     size_t           n_imgs, cap_imgs;
     struct coco_cat *cats;   /* GT only */
     size_t           n_cats, cap_cats;
-    struct iseg__buf raw;
+    struct iseg__buf raw[COCO_MAX_RAW]; /* segmentation data; one buffer per parsed piece */
+    size_t           n_raw;
     bool             is_results;
 };
 
+static inline const char *coco_ann_seg(const struct coco_file *f, const struct coco_ann *a) {
+    return f->raw[a->raw_id].data + a->seg_off;
+}
+
 /* Parse a GT (is_results = false) or results file. data may be NULL to read path ("-": stdin).
- * On error, err holds "<file>: <where>: <what>". */
+ * On error, err holds "<file>: <where>: <what>". A results file that is a JSON array is split
+ * into up to n_pieces pieces parsed concurrently on pool (NULL: sequentially). */
+struct iseg__pool;
 enum iseg_status iseg__coco_parse(struct coco_file *f, const char *path, const char *data,
                                   size_t len, bool is_results, char *err, size_t errlen);
+/* Parse GT and results files together, splitting large results arrays into pieces, all on
+ * the pool's threads. */
+enum iseg_status iseg__coco_parse_pair(struct coco_file *gt, const char *gt_path,
+                                       struct coco_file *dt, const char *dt_path,
+                                       struct iseg__pool *pool, char *err, size_t errlen);
 void iseg__coco_file_free(struct coco_file *f);
 
 /* Fast exact decimal -> double (correctly rounded, as Python's float()). */

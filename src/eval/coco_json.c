@@ -6,6 +6,10 @@
  * what is kept: numbers as doubles, RLE strings as their bytes, polygons as doubles. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,7 +337,7 @@ static int on_number(void *ctx, const char *s, size_t n) {
         double dv;
         if (!iseg__parse_double(s, n, &dv)) return want_number(ps, "segmentation");
         if (ps->ring_n == UINT32_MAX) return fail(ps, "polygon too long");
-        if (!iseg__buf_append(&ps->f->raw, &dv, sizeof(dv))) return fail(ps, "out of memory");
+        if (!iseg__buf_append(&ps->f->raw[0], &dv, sizeof(dv))) return fail(ps, "out of memory");
         ps->ring_n++;
         return 1;
     }
@@ -353,7 +357,7 @@ static int on_number(void *ctx, const char *s, size_t n) {
             return fail(ps, "RLE \"counts\" must be non-negative integers, got %.*s",
                         (int)(n < 40 ? n : 40), s);
         uint32_t c = (uint32_t)iv;
-        if (!iseg__buf_append(&ps->f->raw, &c, sizeof(c))) return fail(ps, "out of memory");
+        if (!iseg__buf_append(&ps->f->raw[0], &c, sizeof(c))) return fail(ps, "out of memory");
         ps->ann.seg_len++;
         return 1;
     }
@@ -412,10 +416,10 @@ static int on_string(void *ctx, const unsigned char *s, size_t n) {
                 return fail(ps, "RLE has two \"counts\"");
             if (n > UINT32_MAX) return fail(ps, "RLE string too long");
             ps->rle_has_str  = true;
-            ps->ann.seg_off  = ps->f->raw.len;
+            ps->ann.seg_off  = ps->f->raw[0].len;
             ps->ann.seg_len  = (uint32_t)n;
             ps->ann.seg_kind = SEG_RLE_STR;
-            if (!iseg__buf_append(&ps->f->raw, s, n)) return fail(ps, "out of memory");
+            if (!iseg__buf_append(&ps->f->raw[0], s, n)) return fail(ps, "out of memory");
             return 1;
         }
         if (ps->key == K_SIZE) return fail(ps, "RLE \"size\" must be [height, width]");
@@ -622,7 +626,7 @@ static int on_start_array(void *ctx) {
         if (ps->key == K_SEGMENTATION) {
             if (ps->ann.seg_kind != SEG_NONE) return fail(ps, "two \"segmentation\" fields");
             ps->ann.seg_kind = SEG_POLY;
-            ps->ann.seg_off  = ps->f->raw.len;
+            ps->ann.seg_off  = ps->f->raw[0].len;
             ps->ann.seg_len  = 0;
             return push(ps, F_POLYS);
         }
@@ -632,9 +636,9 @@ static int on_start_array(void *ctx) {
         return skip_begin(ps);
     case F_POLYS: {
         uint32_t zero = 0;
-        ps->ring_off  = ps->f->raw.len;
+        ps->ring_off  = ps->f->raw[0].len;
         ps->ring_n    = 0;
-        if (!iseg__buf_append(&ps->f->raw, &zero, sizeof(zero))) return fail(ps, "out of memory");
+        if (!iseg__buf_append(&ps->f->raw[0], &zero, sizeof(zero))) return fail(ps, "out of memory");
         if (ps->ann.seg_len == UINT32_MAX) return fail(ps, "too many polygons");
         ps->ann.seg_len++;
         return push(ps, F_RING);
@@ -648,7 +652,7 @@ static int on_start_array(void *ctx) {
             if (ps->rle_has_str || ps->rle_has_list) return fail(ps, "RLE has two \"counts\"");
             ps->rle_has_list = true;
             ps->ann.seg_kind = SEG_RLE_COUNTS;
-            ps->ann.seg_off  = ps->f->raw.len;
+            ps->ann.seg_off  = ps->f->raw[0].len;
             ps->ann.seg_len  = 0;
             return push(ps, F_RLE_COUNTS);
         }
@@ -678,7 +682,7 @@ static int on_end_array(void *ctx) {
         if (ps->ann.n_bbox == 4) ps->elem_flags |= AF_BBOX;
         return 1;
     case F_RING:
-        memcpy(ps->f->raw.data + ps->ring_off, &ps->ring_n, sizeof(ps->ring_n));
+        memcpy(ps->f->raw[0].data + ps->ring_off, &ps->ring_n, sizeof(ps->ring_n));
         return 1;
     case F_RLE_SIZE: return 1;
     default: return 1;
@@ -697,18 +701,72 @@ static const yajl_callbacks CALLBACKS = {
     .yajl_end_array   = on_end_array,
 };
 
-/* yajl's allocator hooks route through ours (for OOM injection) */
+/* yajl's allocator hooks route through ours (for OOM injection).
+ * OOM fix (found by tests/unit/test_oom.c): yajl 2.1 never checks what its allocator returns
+ * (yajl_alloc, yajl_buf, the byte stack dereference NULL at once), so these hooks never return
+ * NULL to it. A failed allocation instead longjmps back to the guarded yajl call (y_call),
+ * which frees every block yajl still holds, listed here because yajl's own state may be half
+ * updated, and reports ENOMEM. None of our callbacks is on the stack then: they never call
+ * into yajl. */
+#define Y_MAX_BLOCKS 32 /* yajl 2.1 holds at most 8 blocks at a time */
+
+struct yguard {
+    jmp_buf jb;
+    void   *blocks[Y_MAX_BLOCKS];
+    int     n_blocks;
+};
+
 static void *y_malloc(void *ctx, size_t n) {
-    (void)ctx;
-    return iseg__malloc(n);
+    struct yguard *g = ctx;
+    void          *p = g->n_blocks < Y_MAX_BLOCKS ? iseg__malloc(n) : NULL;
+    if (!p) longjmp(g->jb, 1);
+    g->blocks[g->n_blocks++] = p;
+    return p;
 }
 static void *y_realloc(void *ctx, void *p, size_t n) {
-    (void)ctx;
-    return iseg__realloc(p, n);
+    struct yguard *g = ctx;
+    if (!p) return y_malloc(ctx, n);
+    void *q = iseg__realloc(p, n);
+    if (!q) longjmp(g->jb, 1); /* p is still listed, and freed by y_release */
+    for (int i = 0; i < g->n_blocks; i++)
+        if (g->blocks[i] == p) g->blocks[i] = q;
+    return q;
 }
 static void y_free(void *ctx, void *p) {
-    (void)ctx;
+    struct yguard *g = ctx;
+    if (!p) return;
+    for (int i = 0; i < g->n_blocks; i++)
+        if (g->blocks[i] == p) {
+            g->blocks[i] = g->blocks[--g->n_blocks];
+            break;
+        }
     iseg__free(p);
+}
+/* after an allocation failure: free what yajl holds (instead of yajl_free) */
+static void y_release(struct yguard *g) {
+    for (int i = 0; i < g->n_blocks; i++) iseg__free(g->blocks[i]);
+    g->n_blocks = 0;
+}
+
+enum y_op { Y_ALLOC, Y_PARSE, Y_COMPLETE, Y_ERROR };
+
+/* One yajl call under the guard; false if an allocation failed (then nothing is returned).
+ * setjmp sits in this small function so that no caller's locals are live across longjmp. */
+static bool y_call(struct yguard *g, enum y_op op, void *ps, yajl_handle *h,
+                   const unsigned char *p, size_t n, yajl_status *ys, unsigned char **msg) {
+    if (setjmp(g->jb)) return false;
+    switch (op) {
+    case Y_ALLOC: {
+        yajl_alloc_funcs af = {y_malloc, y_realloc, y_free, g};
+        *h                  = yajl_alloc(&CALLBACKS, &af, ps);
+        if (*h) yajl_config(*h, yajl_dont_validate_strings, 1);
+        break;
+    }
+    case Y_PARSE: *ys = yajl_parse(*h, p, n); break;
+    case Y_COMPLETE: *ys = yajl_complete_parse(*h); break;
+    case Y_ERROR: *msg = yajl_get_error(*h, 0, NULL, 0); break;
+    }
+    return true;
 }
 
 void iseg__coco_file_free(struct coco_file *f) {
@@ -721,138 +779,435 @@ void iseg__coco_file_free(struct coco_file *f) {
     iseg__free(f->anns);
     iseg__free(f->imgs);
     iseg__free(f->cats);
-    iseg__buf_free(&f->raw);
+    for (size_t i = 0; i < COCO_MAX_RAW; i++) iseg__buf_free(&f->raw[i]);
     memset(f, 0, sizeof(*f));
 }
 
-/* line and column of byte offset off within the data seen so far */
-struct linecount {
-    size_t line, col;
+/* ---- the parsing driver ---- */
+
+#define CHUNK (1 << 20)
+
+/* Where bytes come from: memory, a seekable file (pread), or a stream (stdin). */
+struct source {
+    const char *data; /* memory, or NULL */
+    int         fd;   /* file descriptor when data is NULL */
+    bool        seekable;
 };
-static void count_lines(struct linecount *lc, const unsigned char *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '\n') {
-            lc->line++;
-            lc->col = 1;
+
+/* Line and column of byte offset off, for messages (re-reads the file up to off). */
+static void line_col(const struct source *src, uint64_t off, size_t *line, size_t *col) {
+    *line = 1;
+    *col  = 1;
+    char    buf[65536];
+    uint64_t pos = 0;
+    while (pos < off) {
+        size_t      want = off - pos < sizeof(buf) ? (size_t)(off - pos) : sizeof(buf);
+        const char *p;
+        if (src->data) {
+            p = src->data + pos;
         } else {
-            lc->col++;
+            if (!src->seekable) return;
+            ssize_t n = pread(src->fd, buf, want, (off_t)pos);
+            if (n <= 0) return;
+            want = (size_t)n;
+            p    = buf;
         }
+        for (size_t i = 0; i < want; i++) {
+            if (p[i] == '\n') {
+                (*line)++;
+                *col = 1;
+            } else {
+                (*col)++;
+            }
+        }
+        pos += want;
     }
 }
 
-enum iseg_status iseg__coco_parse(struct coco_file *f, const char *path, const char *data,
-                                  size_t len, bool is_results, char *err, size_t errlen) {
-    memset(f, 0, sizeof(*f));
-    f->name       = path;
-    f->is_results = is_results;
+/* Parse bytes [start, end) of src, wrapped in prefix and suffix (used to parse one piece of
+ * a results array as an array of its own). end == UINT64_MAX: to the end of the input.
+ * On a syntax error *err_off is the absolute offset of the error (UINT64_MAX if unknown). */
+static enum iseg_status parse_range(struct coco_file *f, const struct source *src,
+                                    uint64_t start, uint64_t end, const char *prefix,
+                                    const char *suffix, char *err, size_t errlen,
+                                    uint64_t *err_off, bool *syntax) {
     struct pstate ps;
     memset(&ps, 0, sizeof(ps));
     ps.f      = f;
     ps.err    = err;
     ps.errlen = errlen;
     err[0]    = 0;
-
-    yajl_alloc_funcs af = {y_malloc, y_realloc, y_free, NULL};
-    yajl_handle      h  = yajl_alloc(&CALLBACKS, &af, &ps);
-    if (!h) {
-        snprintf(err, errlen, "%s: out of memory", path);
+    *err_off  = UINT64_MAX;
+    *syntax   = false;
+    struct yguard g;
+    memset(&g, 0, sizeof(g));
+    yajl_handle h   = NULL;
+    bool        oom = false;
+    if (!y_call(&g, Y_ALLOC, &ps, &h, NULL, 0, NULL, NULL) || !h) {
+        y_release(&g);
+        snprintf(err, errlen, "%s: out of memory", f->name);
         return ISEG_STATUS_ENOMEM;
     }
-    yajl_config(h, yajl_dont_validate_strings, 1);
-
     enum iseg_status st    = ISEG_STATUS_OK;
-    FILE            *fp    = NULL;
     unsigned char   *chunk = NULL;
-    struct linecount lc    = {1, 1};
     yajl_status      ys    = yajl_status_ok;
-    const unsigned char *cur = NULL;
-    size_t               cur_n = 0;
-    if (!data) {
-        fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-        if (!fp) {
-            snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-            st = ISEG_STATUS_EIO;
-            goto out;
-        }
-        chunk = iseg__malloc(1 << 20);
-        if (!chunk) {
-            snprintf(err, errlen, "%s: out of memory", path);
-            st = ISEG_STATUS_ENOMEM;
-            goto out;
-        }
-        bool any = false;
-        for (;;) {
-            size_t n = fread(chunk, 1, 1 << 20, fp);
-            if (n == 0) {
-                if (ferror(fp)) {
-                    snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
-                    st = ISEG_STATUS_EIO;
-                    goto out;
-                }
-                break;
+    uint64_t         pos   = start, cur_start = 0;
+    bool             any   = false, in_data = false;
+    if (prefix && *prefix &&
+        !y_call(&g, Y_PARSE, &ps, &h, (const unsigned char *)prefix, strlen(prefix), &ys, NULL))
+        goto nomem;
+    if (!src->data) {
+        chunk = iseg__malloc(CHUNK);
+        if (!chunk) goto nomem;
+    }
+    while (ys == yajl_status_ok && pos < end) {
+        size_t               want = end - pos < CHUNK ? (size_t)(end - pos) : CHUNK;
+        const unsigned char *p;
+        size_t               n;
+        if (src->data) {
+            p = (const unsigned char *)src->data + pos;
+            n = want;
+        } else {
+            ssize_t r = src->seekable ? pread(src->fd, chunk, want, (off_t)pos)
+                                      : read(src->fd, chunk, want);
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                snprintf(err, errlen, "%s: read error: %s", f->name, strerror(errno));
+                st = ISEG_STATUS_EIO;
+                goto out;
             }
-            any   = true;
-            cur   = chunk;
-            cur_n = n;
-            ys    = yajl_parse(h, chunk, n);
-            if (ys != yajl_status_ok) break;
-            count_lines(&lc, chunk, n);
+            if (r == 0) break;
+            p = chunk;
+            n = (size_t)r;
         }
-        if (!any && ys == yajl_status_ok) {
-            snprintf(err, errlen, "%s: empty file", path);
-            st = ISEG_STATUS_EFORMAT;
-            goto out;
-        }
-    } else {
-        cur   = (const unsigned char *)data;
-        cur_n = len;
-        ys    = yajl_parse(h, cur, len);
-        if (ys == yajl_status_ok) count_lines(&lc, cur, len);
-        if (len == 0) {
-            snprintf(err, errlen, "%s: empty input", path);
-            st = ISEG_STATUS_EFORMAT;
-            goto out;
-        }
+        any       = true;
+        cur_start = pos;
+        in_data   = true;
+        if (!y_call(&g, Y_PARSE, &ps, &h, p, n, &ys, NULL)) goto nomem;
+        if (ys == yajl_status_ok) pos += n;
+    }
+    if (ys == yajl_status_ok && !any && start == 0) {
+        snprintf(err, errlen, "%s: empty file", f->name);
+        st = ISEG_STATUS_EFORMAT;
+        goto out;
+    }
+    if (ys == yajl_status_ok && suffix && *suffix) {
+        in_data = false;
+        if (!y_call(&g, Y_PARSE, &ps, &h, (const unsigned char *)suffix, strlen(suffix), &ys,
+                    NULL))
+            goto nomem;
     }
     if (ys == yajl_status_ok) {
-        cur   = NULL;
-        cur_n = 0;
-        ys    = yajl_complete_parse(h);
+        in_data = false;
+        if (!y_call(&g, Y_COMPLETE, &ps, &h, NULL, 0, &ys, NULL)) goto nomem;
+        if (ys != yajl_status_ok) *err_off = pos;
+    } else if (in_data) {
+        *err_off = cur_start + yajl_get_bytes_consumed(h);
     }
     if (ys != yajl_status_ok) {
         if (ps.failed) {
             st = strstr(err, "out of memory") ? ISEG_STATUS_ENOMEM : ISEG_STATUS_EFORMAT;
         } else {
-            size_t consumed = cur ? yajl_get_bytes_consumed(h) : 0;
-            if (cur && consumed <= cur_n) count_lines(&lc, cur, consumed);
-            unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
-            char           clean[200];
+            unsigned char *msg = NULL;
+            if (!y_call(&g, Y_ERROR, &ps, &h, NULL, 0, NULL, &msg)) goto nomem;
+            char clean[200];
             snprintf(clean, sizeof(clean), "%s", msg ? (const char *)msg : "syntax error");
             for (char *c = clean; *c; c++)
                 if (*c == '\n' || *c == '\r') *c = ' ';
             size_t cl = strlen(clean);
             while (cl && clean[cl - 1] == ' ') clean[--cl] = 0;
-            snprintf(err, errlen, "%s:%zu:%zu: invalid JSON: %s", path, lc.line, lc.col, clean);
+            snprintf(err, errlen, "invalid JSON: %s", clean);
             if (msg) yajl_free_error(h, msg);
-            st = ISEG_STATUS_EFORMAT;
+            *syntax = true;
+            st      = ISEG_STATUS_EFORMAT;
         }
-        goto out;
     }
-    if (!is_results && (f->n_imgs == 0 && f->n_anns == 0 && f->n_cats == 0)) {
+    goto out;
+nomem:
+    oom = true;
+    snprintf(err, errlen, "%s: out of memory", f->name);
+    st = ISEG_STATUS_ENOMEM;
+out:
+    iseg__free(ps.cat.name);
+    iseg__free(chunk);
+    if (oom) y_release(&g); /* yajl's state may be half updated: free its blocks directly */
+    else yajl_free(h);
+    return st;
+}
+
+static enum iseg_status parse_whole(struct coco_file *f, const struct source *src,
+                                    uint64_t len, char *err, size_t errlen) {
+    uint64_t         off;
+    bool             syntax;
+    enum iseg_status st = parse_range(f, src, 0, len, NULL, NULL, err, errlen, &off, &syntax);
+    if (st == ISEG_STATUS_OK && !f->is_results && f->n_imgs == 0 && f->n_anns == 0 &&
+        f->n_cats == 0) {
         /* an object without any of the sections is most likely not a COCO file */
         snprintf(err, errlen,
                  "%s: no \"images\", \"annotations\" or \"categories\": not COCO ground truth",
-                 path);
+                 f->name);
         st = ISEG_STATUS_EFORMAT;
     }
-out:
-    iseg__free(ps.cat.name);
-    if (fp && fp != stdin) fclose(fp);
-    iseg__free(chunk);
-    yajl_free(h);
+    if (st != ISEG_STATUS_OK && syntax) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", err);
+        if (off != UINT64_MAX && (src->data || src->seekable)) {
+            size_t line, col;
+            line_col(src, off, &line, &col);
+            snprintf(err, errlen, "%s:%zu:%zu: %s", f->name, line, col, msg);
+        } else if (off != UINT64_MAX) {
+            snprintf(err, errlen, "%s: byte %llu: %s", f->name, (unsigned long long)off, msg);
+        } else {
+            snprintf(err, errlen, "%s: %s", f->name, msg);
+        }
+    }
+    return st;
+}
+
+static void reset_file(struct coco_file *f, const char *path, bool is_results) {
+    memset(f, 0, sizeof(*f));
+    f->name       = path;
+    f->is_results = is_results;
+    f->n_raw      = 1;
+}
+
+enum iseg_status iseg__coco_parse(struct coco_file *f, const char *path, const char *data,
+                                  size_t len, bool is_results, char *err, size_t errlen) {
+    reset_file(f, path, is_results);
+    struct source src = {.data = data, .fd = -1};
+    if (data) {
+        enum iseg_status st;
+        if (len == 0) {
+            snprintf(err, errlen, "%s: empty input", path);
+            st = ISEG_STATUS_EFORMAT;
+        } else {
+            st = parse_whole(f, &src, len, err, errlen);
+        }
+        if (st != ISEG_STATUS_OK) {
+            iseg__coco_file_free(f);
+            f->name = path;
+        }
+        return st;
+    }
+    bool is_stdin = strcmp(path, "-") == 0;
+    int  fd       = is_stdin ? STDIN_FILENO : open(path, O_RDONLY);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return ISEG_STATUS_EIO;
+    }
+    struct stat sb;
+    src.fd       = fd;
+    src.seekable = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
+    if (!is_stdin && fstat(fd, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        snprintf(err, errlen, "%s: is a directory", path);
+        close(fd);
+        return ISEG_STATUS_EIO;
+    }
+    enum iseg_status st = parse_whole(f, &src, UINT64_MAX, err, errlen);
+    if (!is_stdin) close(fd);
     if (st != ISEG_STATUS_OK) {
         iseg__coco_file_free(f);
         f->name = path;
+    }
+    return st;
+}
+
+/* ---- parallel parsing of results arrays ---- */
+
+/* Pieces of a results array: bytes [start, end) parsed as "[" + piece + "]" (the first piece
+ * has its own "[", the last its own "]"). Split points are guessed by looking for "}, {"
+ * near evenly spaced offsets; a guess inside a string or a nested value makes some piece
+ * fail to parse, and then the whole file is parsed again sequentially, so a wrong guess costs
+ * time, never correctness. */
+struct piece {
+    struct coco_file  f;
+    const char       *path;
+    struct source     src;
+    uint64_t          start, end;
+    const char       *prefix, *suffix;
+    enum iseg_status  st;
+    char              err[1024];
+    bool              whole; /* the ground truth, parsed in one piece */
+};
+
+static void piece_task(void *ctx, size_t i, int ith) {
+    (void)ith;
+    struct piece *p = &((struct piece *)ctx)[i];
+    if (p->whole) {
+        p->st = iseg__coco_parse(&p->f, p->path, NULL, 0, p->f.is_results, p->err,
+                                 sizeof(p->err));
+        return;
+    }
+    uint64_t off;
+    bool     syntax;
+    p->st = parse_range(&p->f, &p->src, p->start, p->end, p->prefix, p->suffix, p->err,
+                        sizeof(p->err), &off, &syntax);
+}
+
+/* Find "}" ws* "," ws* "{" at or after off; returns the offset of the ',' and of the '{'. */
+static bool find_split(int fd, uint64_t off, uint64_t size, uint64_t *comma, uint64_t *brace) {
+    char    buf[1 << 16];
+    ssize_t n = pread(fd, buf, sizeof(buf), (off_t)off);
+    if (n <= 0) return false;
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] != '}') continue;
+        ssize_t j = i + 1;
+        while (j < n && (buf[j] == ' ' || buf[j] == '\n' || buf[j] == '\r' || buf[j] == '\t')) j++;
+        if (j >= n || buf[j] != ',') continue;
+        ssize_t c = j++;
+        while (j < n && (buf[j] == ' ' || buf[j] == '\n' || buf[j] == '\r' || buf[j] == '\t')) j++;
+        if (j >= n || buf[j] != '{') continue;
+        *comma = off + (uint64_t)c;
+        *brace = off + (uint64_t)j;
+        return *brace < size;
+    }
+    return false;
+}
+
+/* Move the pieces' annotations and raw buffers into one file, in piece order. */
+static enum iseg_status merge_pieces(struct coco_file *out, struct piece *pc, size_t n) {
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += pc[i].f.n_anns;
+    struct coco_ann *anns = iseg__realloc_array(pc[0].f.anns, total ? total : 1, sizeof(*anns));
+    if (!anns) return ISEG_STATUS_ENOMEM;
+    pc[0].f.anns = anns;
+    size_t k     = pc[0].f.n_anns;
+    for (size_t i = 1; i < n; i++) {
+        for (size_t j = 0; j < pc[i].f.n_anns; j++) {
+            anns[k]        = pc[i].f.anns[j];
+            anns[k].raw_id = (uint8_t)i;
+            k++;
+        }
+        iseg__free(pc[i].f.anns);
+        pc[i].f.anns   = NULL;
+        pc[i].f.n_anns = 0;
+    }
+    *out          = pc[0].f;
+    out->anns     = anns;
+    out->n_anns   = total;
+    out->cap_anns = total;
+    for (size_t i = 1; i < n; i++) {
+        out->raw[i]    = pc[i].f.raw[0];
+        memset(&pc[i].f.raw[0], 0, sizeof(pc[i].f.raw[0]));
+        iseg__coco_file_free(&pc[i].f);
+    }
+    out->n_raw = n;
+    memset(&pc[0].f, 0, sizeof(pc[0].f));
+    return ISEG_STATUS_OK;
+}
+
+enum iseg_status iseg__coco_parse_pair(struct coco_file *gt, const char *gt_path,
+                                       struct coco_file *dt, const char *dt_path,
+                                       struct iseg__pool *pool, char *err, size_t errlen) {
+    int              nth = iseg__pool_size(pool);
+    enum iseg_status st  = ISEG_STATUS_OK;
+    struct piece    *pc  = NULL;
+    int              fd  = -1;
+    size_t           np  = 0;
+    memset(gt, 0, sizeof(*gt));
+    memset(dt, 0, sizeof(*dt));
+    /* a results array in a regular file can be split; stdin, GT-style objects cannot */
+    struct stat gs, ds;
+    uint64_t    gsize = 0, dsize = 0;
+    if (strcmp(gt_path, "-") != 0 && stat(gt_path, &gs) == 0 && S_ISREG(gs.st_mode))
+        gsize = (uint64_t)gs.st_size;
+    if (strcmp(dt_path, "-") != 0 && (fd = open(dt_path, O_RDONLY)) >= 0 &&
+        fstat(fd, &ds) == 0 && S_ISREG(ds.st_mode))
+        dsize = (uint64_t)ds.st_size;
+    /* yajl handles GT (numbers) about 1.7x slower per byte than results (strings) */
+    uint64_t work   = dsize + gsize * 17 / 10;
+    uint64_t target = work / (uint64_t)(2 * nth) + 1;
+    if (target < (8u << 20)) target = 8u << 20;
+    size_t max_pieces = nth > 1 && dsize > target ? (size_t)(dsize / target) + 1 : 1;
+    if (max_pieces > COCO_MAX_RAW) max_pieces = COCO_MAX_RAW;
+    pc = iseg__calloc(max_pieces + 1, sizeof(*pc));
+    if (!pc) {
+        snprintf(err, errlen, "out of memory");
+        st = ISEG_STATUS_ENOMEM;
+        goto out;
+    }
+    /* piece 0: the ground truth, whole */
+    pc[0].whole = true;
+    pc[0].path  = gt_path;
+    np          = 1;
+    if (max_pieces > 1) {
+        /* first non-blank byte must open an array */
+        char    c = 0;
+        ssize_t r;
+        uint64_t o = 0;
+        while ((r = pread(fd, &c, 1, (off_t)o)) == 1 &&
+               (c == ' ' || c == '\n' || c == '\r' || c == '\t'))
+            o++;
+        if (r != 1 || c != '[') max_pieces = 1;
+    }
+    if (max_pieces > 1) {
+        uint64_t prev_start = 0;
+        const char *prev_prefix = NULL;
+        for (size_t i = 1; i < max_pieces; i++) {
+            uint64_t comma, brace, at = dsize / max_pieces * i;
+            if (at <= prev_start || !find_split(fd, at, dsize, &comma, &brace)) continue;
+            if (comma <= prev_start) continue;
+            struct piece *p = &pc[np++];
+            p->path   = dt_path;
+            p->start  = prev_start;
+            p->end    = comma;
+            p->prefix = prev_prefix;
+            p->suffix = "]";
+            prev_start  = brace;
+            prev_prefix = "[";
+        }
+        struct piece *p = &pc[np++];
+        p->path   = dt_path;
+        p->start  = prev_start;
+        p->end    = UINT64_MAX;
+        p->prefix = prev_prefix;
+        p->suffix = NULL;
+    } else {
+        struct piece *p = &pc[np++];
+        p->whole = true;
+        p->path  = dt_path;
+    }
+    for (size_t i = 0; i < np; i++) {
+        bool is_res = i > 0;
+        if (pc[i].whole) {
+            pc[i].f.is_results = is_res;
+            continue;
+        }
+        reset_file(&pc[i].f, dt_path, true);
+        pc[i].src = (struct source){.data = NULL, .fd = fd, .seekable = true};
+    }
+    iseg__pool_run(pool, np, 1, piece_task, pc);
+    if (pc[0].st != ISEG_STATUS_OK) {
+        snprintf(err, errlen, "%s", pc[0].err);
+        st = pc[0].st;
+        goto out;
+    }
+    *gt      = pc[0].f;
+    memset(&pc[0].f, 0, sizeof(pc[0].f));
+    bool ok  = true;
+    for (size_t i = 1; i < np; i++) ok = ok && pc[i].st == ISEG_STATUS_OK;
+    if (ok && np > 2) st = merge_pieces(dt, pc + 1, np - 1);
+    else if (ok) {
+        *dt = pc[1].f;
+        memset(&pc[1].f, 0, sizeof(pc[1].f));
+    } else if (np == 2) {
+        snprintf(err, errlen, "%s", pc[1].err);
+        st = pc[1].st;
+    } else {
+        /* a split guess was wrong, or the file has an error: parse it again in one piece
+         * for the exact result or message */
+        st = iseg__coco_parse(dt, dt_path, NULL, 0, true, err, errlen);
+    }
+    if (st == ISEG_STATUS_ENOMEM && !err[0]) snprintf(err, errlen, "out of memory");
+out:
+    for (size_t i = 0; pc && i < np; i++) iseg__coco_file_free(&pc[i].f);
+    iseg__free(pc);
+    if (fd >= 0) close(fd);
+    if (st != ISEG_STATUS_OK) {
+        iseg__coco_file_free(gt);
+        iseg__coco_file_free(dt);
+        gt->name = gt_path;
+        dt->name = dt_path;
     }
     return st;
 }

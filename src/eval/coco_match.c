@@ -111,11 +111,11 @@ static bool compute_iou(struct iseg_coco_eval *ev, const int32_t *dts, size_t D,
     if (!r || !bb || !area) goto out;
     if (!decode_masks(dt, dts, D, false, r) || !decode_masks(gt, gts, G, false, r + D)) goto out;
     for (size_t d = 0; d < D; d++) {
-        memcpy(bb + 4 * d, dt->anns[dts[d]].mask_bb, 4 * sizeof(double));
+        for (int j = 0; j < 4; j++) bb[4 * d + j] = dt->anns[dts[d]].mask_bb[j];
         area[d] = dt->anns[dts[d]].mask_area;
     }
     for (size_t g = 0; g < G; g++) {
-        memcpy(bb + 4 * (D + g), gt->anns[gts[g]].mask_bb, 4 * sizeof(double));
+        for (int j = 0; j < 4; j++) bb[4 * (D + g) + j] = gt->anns[gts[g]].mask_bb[j];
         area[D + g] = gt->anns[gts[g]].mask_area;
     }
     iseg_rle_iou_bb(r, D, r + D, G, crowd, bb, bb + 4 * D, area, area + D, o);

@@ -339,7 +339,7 @@ struct prep_ctx {
 static enum prep_err ann_mask(const struct coco_file *f, const struct coco_ann *a, uint32_t ih,
                               uint32_t iw, struct iseg_rle *out) {
     enum iseg_status st;
-    const char      *raw = f->raw.data + a->seg_off;
+    const char      *raw = coco_ann_seg(f, a);
     switch (a->seg_kind) {
     case SEG_POLY: {
         if ((uint64_t)ih * iw > ISEG_RLE_MAX_PIXELS) return PE_LIMIT;
@@ -444,10 +444,12 @@ static enum prep_err prepare_one(struct iseg_coco_eval *ev, bool is_dt, struct c
     a->mh         = m.h;
     a->mw         = m.w;
     a->mask_area  = (uint32_t)area;
-    iseg_rle_to_bbox(&m, a->mask_bb);
+    double bb[4];
+    iseg_rle_to_bbox(&m, bb);
+    for (int j = 0; j < 4; j++) a->mask_bb[j] = (uint32_t)bb[j];
     if (is_dt && !ev->dt_bbox_branch) {
         a->area = (double)area; /* loadRes segm branch: area = rleArea */
-        if (!(a->flags & AF_BBOX)) memcpy(a->bbox, a->mask_bb, sizeof(a->bbox));
+        if (!(a->flags & AF_BBOX)) memcpy(a->bbox, bb, sizeof(a->bbox));
     }
     if (gt_no_area) a->area = (double)area;
     if (it == ISEG_IOU_BBOX) {
@@ -455,7 +457,7 @@ static enum prep_err prepare_one(struct iseg_coco_eval *ev, bool is_dt, struct c
         return PE_OK;
     }
     if (a->seg_kind == SEG_RLE_STR) {
-        a->mask       = (char *)(f->raw.data + a->seg_off);
+        a->mask       = (char *)coco_ann_seg(f, a);
         a->mask_len   = a->seg_len;
         a->mask_owned = false;
     } else {
@@ -470,8 +472,6 @@ static enum prep_err prepare_one(struct iseg_coco_eval *ev, bool is_dt, struct c
             pe = PE_NOMEM;
             goto out;
         }
-        a->bnd_area = (uint32_t)iseg_rle_area(&b);
-        iseg_rle_to_bbox(&b, a->bnd_bb);
         pe = store_string(&b, &a->bnd, &a->bnd_len);
         iseg_rle_free(&b);
     }
