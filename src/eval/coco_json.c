@@ -7,6 +7,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <setjmp.h>
@@ -19,6 +20,11 @@
 #include "eval/coco_impl.h"
 
 /* ---- numbers ---- */
+
+static const long double POW10L[28] = {
+    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+    1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+    1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L};
 
 static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -80,6 +86,24 @@ bool iseg__parse_double(const char *s, size_t n, double *out) {
         *out     = neg ? -d : d;
         return true;
     }
+#if defined(__x86_64__) && LDBL_MANT_DIG == 64
+    /* Up to 19 digits (float32 values printed with 17 digits are common in results): one
+     * x87 extended operation on exact operands (10^27 < 2^64 * 2^27 is exact) is correctly
+     * rounded to 64 bits; rounding that to 53 bits is then correct unless the 64-bit result
+     * lies exactly halfway between two doubles (the low 11 bits are 0x400), where the exact
+     * value could be on either side: those rare cases go to strtod. */
+    if (exp10 >= -27 && exp10 <= 27) {
+        long double m = (long double)mant, p = POW10L[exp10 < 0 ? -exp10 : exp10];
+        long double r = exp10 < 0 ? m / p : m * p;
+        uint64_t    bits;
+        memcpy(&bits, &r, sizeof(bits)); /* the 64-bit significand comes first */
+        if ((bits & 0x7ff) != 0x400 && mant != 0) {
+            double d = (double)r;
+            *out     = neg ? -d : d;
+            return true;
+        }
+    }
+#endif
 slow:;
     char  buf[128];
     char *tmp = n < sizeof(buf) ? buf : iseg__malloc(n + 1);
