@@ -90,7 +90,9 @@ struct iseg_coco_eval_params {
     double             dilation_ratio; /* Boundary IoU band: 0.02 of the image diagonal */
     enum iseg_matching matching;
     bool               keep_matches;   /* keep matched pairs for iseg_coco_eval_write_matches */
-    double             match_iou;      /* threshold reported by write_matches (default 0.5) */
+    double             match_iou;      /* threshold reported by write_matches (default 0.5); with
+                                          keep_matches it must be one of the thresholds (within
+                                          1e-9, so 0.9 finds 0.8999999999999999) */
     iseg_progress_fn   progress;       /* NULL: silent */
     void              *progress_user;
 };
@@ -170,7 +172,9 @@ enum iseg_status iseg_coco_eval_write_json(iseg_coco_eval_t ev, const char *path
 
 /* CSV of matches at IoU threshold params.match_iou (area all, max_dets[2]): one row per
  * detection (tp, fp or ignored, with its ground truth, IoU and Dice) and per unmatched
- * non-ignored ground truth (fn). Needs params.keep_matches. Written atomically. */
+ * non-ignored ground truth (fn). Columns: image_id, category_id, dt_id (the result's position
+ * in its file + 1, the id loadRes gives it), score, gt_id, iou, dice, status, iou_threshold.
+ * Needs params.keep_matches. Written atomically ("-" = stdout). */
 enum iseg_status iseg_coco_eval_write_matches(iseg_coco_eval_t ev, const char *path);
 
 /* Precision-recall curves: DIR/pr_curves.csv (every category and threshold, area all,

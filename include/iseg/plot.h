@@ -17,7 +17,8 @@
  * the default 0..1 axes) with labels, the title above, the axis labels below and to the left
  * (rotated), each series as a 2-pixel polyline clipped to the axes, and a legend box listing the
  * labelled series, placed in the corner of the axes that covers the fewest curve pixels.
- * Text uses a built-in 5x7 bitmap font (printable ASCII; other bytes are drawn as a box).
+ * Text uses a built-in 5x7 bitmap font covering printable ASCII; any other character (a UTF-8
+ * sequence counts as one) is drawn as a box. Text that does not fit is cut at the border.
  * Output depends only on the inputs (no locale, no clock): the same call gives the same bytes.
  *
  * Points with a NaN or infinite coordinate are skipped and break the line; values outside the

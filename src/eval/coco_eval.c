@@ -132,9 +132,18 @@ enum iseg_status iseg_coco_eval_init(iseg_coco_eval_t *out, const struct iseg_co
     /* np.linspace(0, 1, 101) = i * 0.01 (not i / 100) */
     for (int i = 0; i < ISEG_COCO_N_REC - 1; i++) ev->rec_thrs[i] = (double)i * 0.01;
     ev->rec_thrs[ISEG_COCO_N_REC - 1] = 1.0;
-    ev->match_t = 0;
-    for (size_t t = 0; t < ev->T; t++)
-        if (ev->iou_thrs[t] == p->match_iou) ev->match_t = t;
+    /* the matches CSV reports one threshold; 0.9 must find linspace's 0.8999999999999999 */
+    ev->match_t = SIZE_MAX;
+    for (size_t t = 0; t < ev->T && ev->match_t == SIZE_MAX; t++)
+        if (fabs(ev->iou_thrs[t] - p->match_iou) < 1e-9) ev->match_t = t;
+    if (ev->match_t == SIZE_MAX) {
+        if (p->keep_matches) {
+            snprintf(err, errlen, "match IoU %g is not one of the IoU thresholds", p->match_iou);
+            iseg_coco_eval_free(ev);
+            return ISEG_STATUS_EINVAL;
+        }
+        ev->match_t = 0;
+    }
     ev->p.cat_ids = NULL;
     ev->p.img_ids = NULL;
     if (p->cat_ids) {

@@ -926,7 +926,9 @@ static enum iseg_status parse_range(struct coco_file *f, const struct source *sr
         if (!y_call(&g, Y_COMPLETE, &ps, &h, NULL, 0, &ys, NULL)) goto nomem;
         if (ys != yajl_status_ok) *err_off = pos;
     } else if (in_data) {
-        *err_off = cur_start + yajl_get_bytes_consumed(h);
+        /* yajl has consumed the offending byte: point at it */
+        size_t used = yajl_get_bytes_consumed(h);
+        *err_off    = cur_start + (used > 0 ? used - 1 : 0);
     }
     if (ys != yajl_status_ok) {
         if (ps.failed) {

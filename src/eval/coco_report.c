@@ -151,7 +151,7 @@ enum iseg_status iseg_coco_eval_write_matches(iseg_coco_eval_t ev, const char *p
         return ISEG_STATUS_EBADSTATE;
     }
     struct iseg__buf b = {0};
-    bool ok = iseg__buf_printf(&b, "image_id,category_id,dt_index,score,gt_id,iou,dice,"
+    bool ok = iseg__buf_printf(&b, "image_id,category_id,dt_id,score,gt_id,iou,dice,"
                                    "status,iou_threshold\n");
     const double thr = ev->iou_thrs[ev->match_t];
     for (size_t e = 0; e < ev->n_eimg && ok; e++) {

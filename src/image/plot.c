@@ -466,11 +466,14 @@ static void draw_labels(struct canvas *c, const struct iseg_plot_params *p,
     int pad = ly->pad, gap = ly->gap, tick = ly->tick;
     int cx  = (ly->L + ly->R) / 2, cy = (ly->T + ly->B) / 2;
     if (has_text(p->title)) {
-        int tw = text_width(p->title, ly->ts);
-        int x  = cx - tw / 2;
+        int bold = (ly->ts + 1) / 2;
+        int tw   = text_width(p->title, ly->ts) + bold;
+        int x    = cx - tw / 2;
         if (x + tw > p->width - pad) x = p->width - pad - tw;
         if (x < pad) x = pad;
+        /* bold: strike twice, half a font pixel apart */
         draw_text(c, x, pad, p->title, ly->ts, INK);
+        draw_text(c, x + bold, pad, p->title, ly->ts, INK);
     }
     if (has_text(p->xlabel)) {
         int tw = text_width(p->xlabel, ly->ts);
@@ -504,6 +507,8 @@ static void draw_series(struct canvas *c, const struct iseg_plot_params *p,
 
 static size_t count_ink(const struct canvas *c, int x0, int y0, int x1, int y1) {
     size_t n = 0;
+    x0 = x0 < 0 ? 0 : x0, y0 = y0 < 0 ? 0 : y0;
+    x1 = x1 > c->w ? c->w : x1, y1 = y1 > c->h ? c->h : y1;
     for (int y = y0; y < y1; y++)
         for (int x = x0; x < x1; x++) {
             const uint8_t *q = c->px + ((size_t)y * (size_t)c->w + (size_t)x) * 3;
@@ -529,10 +534,9 @@ static void draw_legend(struct canvas *c, const struct layout *ly,
     int pitch = text_height(ts) + lead;
     int max_w = ly->R - ly->L - 1 - 2 * margin, max_h = ly->B - ly->T - 1 - 2 * margin;
     /* Rows that fit; if some labelled series do not, the last row says how many. */
-    size_t rows = n_lab;
-    size_t fit  = (size_t)((max_h - 2 * pad + lead) / pitch);
-    if (rows > fit) rows = fit;
-    if (rows == 0) return;
+    int fit = (max_h - 2 * pad + lead) / pitch;
+    if (fit < 1 || max_w < 2 * pad + swatch) return; /* no room for a legend at all */
+    size_t rows = n_lab < (size_t)fit ? n_lab : (size_t)fit;
     char more[48] = "";
     if (rows < n_lab) {
         snprintf(more, sizeof(more), "(+%zu more)", n_lab - rows + 1);
@@ -620,6 +624,14 @@ void iseg_plot_default_palette(size_t i, uint8_t rgb[3]) {
 
 #define PLOT_MAX_SIDE 16384
 
+/* A usable axis range: finite, increasing, and wide enough relative to its values that ticks
+ * at 9 decimals or fewer can tell its ends apart (this also keeps tick arithmetic exact). */
+static bool range_ok(double lo, double hi) {
+    double span = hi - lo;
+    return isfinite(lo) && isfinite(hi) && lo < hi && isfinite(span) && span >= 1e-9 &&
+           span >= 1e-9 * fmax(fabs(lo), fabs(hi));
+}
+
 enum iseg_status iseg_plot_lines(struct iseg_image *out, const struct iseg_plot_series *s,
                                  size_t n_series, const struct iseg_plot_params *p) {
     ISEG_ASSERT(out);
@@ -629,10 +641,7 @@ enum iseg_status iseg_plot_lines(struct iseg_image *out, const struct iseg_plot_
     if (!p) p = &dflt;
     if (p->width > PLOT_MAX_SIDE || p->height > PLOT_MAX_SIDE) return ISEG_STATUS_ELIMIT;
     if (p->width < 120 || p->height < 100) return ISEG_STATUS_EINVAL;
-    if (!isfinite(p->xmin) || !isfinite(p->xmax) || !isfinite(p->ymin) || !isfinite(p->ymax) ||
-        !(p->xmin < p->xmax) || !(p->ymin < p->ymax) || !isfinite(p->xmax - p->xmin) ||
-        !isfinite(p->ymax - p->ymin))
-        return ISEG_STATUS_EINVAL;
+    if (!range_ok(p->xmin, p->xmax) || !range_ok(p->ymin, p->ymax)) return ISEG_STATUS_EINVAL;
 
     struct layout *ly = iseg__malloc(sizeof(*ly));
     if (!ly) return ISEG_STATUS_ENOMEM;

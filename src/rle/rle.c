@@ -100,6 +100,19 @@ enum iseg_status iseg_rle_from_counts(struct iseg_rle *out, const uint32_t *cnts
 
 /* ---- encode / decode ---- */
 
+/* First index >= j where mask differs from v (or n). Long runs go 8 bytes at a time. */
+static size_t run_end(const uint8_t *mask, size_t j, size_t n, uint8_t v) {
+    const uint64_t pat = (uint64_t)v * 0x0101010101010101ull;
+    while (n - j >= 8) {
+        uint64_t x;
+        memcpy(&x, mask + j, sizeof(x));
+        if (x != pat) break;
+        j += 8;
+    }
+    while (j < n && mask[j] == v) j++;
+    return j;
+}
+
 enum iseg_status iseg_rle_encode(struct iseg_rle *out, const uint8_t *mask, uint32_t h,
                                  uint32_t w) {
     ISEG_ASSERT(out);
@@ -110,31 +123,26 @@ enum iseg_status iseg_rle_encode(struct iseg_rle *out, const uint8_t *mask, uint
     size_t n = (size_t)n64;
     ISEG_ASSERT(n == 0 || mask);
 
-    /* Counting pass first, so the counts array is allocated once at its exact size (maskApi
-     * allocates h*w+1 counts, which is 8 GiB for the largest mask). A run starts whenever a byte
-     * differs from the previous one; the "previous" before pixel 0 is 0. */
-    size_t  m = 1;
-    uint8_t p = 0;
-    for (size_t j = 0; j < n; j++) {
-        m += mask[j] != p;
-        p = mask[j];
+    /* A run starts whenever a byte differs from the previous one; the "previous" before pixel 0
+     * is 0, so a mask starting with 1 gets a first count of 0. Counting pass first, so the
+     * counts array is allocated once at its exact size (maskApi allocates h*w+1 counts, which
+     * is 8 GiB for the largest mask). */
+    size_t e = run_end(mask, 0, n, 0), m = 1;
+    while (e < n) {
+        e = run_end(mask, e, n, mask[e]);
+        m++;
     }
     struct iseg_rle res;
     st = rle_alloc(&res, h, w, m);
     if (st != ISEG_STATUS_OK) return st;
-
-    size_t   k = 0;
-    uint32_t c = 0;
-    p          = 0;
-    for (size_t j = 0; j < n; j++) {
-        if (mask[j] != p) {
-            res.cnts[k++] = c;
-            c             = 0;
-            p             = mask[j];
-        }
-        c++;
+    e           = run_end(mask, 0, n, 0);
+    res.cnts[0] = (uint32_t)e; /* counts are <= h*w <= 2^31 */
+    size_t k    = 1;
+    while (e < n) {
+        size_t j      = e;
+        e             = run_end(mask, j, n, mask[j]);
+        res.cnts[k++] = (uint32_t)(e - j);
     }
-    res.cnts[k++] = c; /* the trailing run (0 when h*w == 0) */
     ISEG_ASSERT(k == m);
     *out = res;
     return ISEG_STATUS_OK;

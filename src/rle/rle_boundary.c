@@ -62,26 +62,21 @@ static inline bool ones_next(struct ones_iter *it, uint64_t *a, uint64_t *b) {
     const uint32_t *cnts = it->cnts;
     size_t          i = it->i, m = it->m;
     uint64_t        pos = it->pos, n = it->n;
-    bool            found = false;
-    while (i < m && pos < n) {
-        uint64_t s = pos, e = s + cnts[i];
-        if (e > n) e = n;
-        pos = e;
-        if ((i++ & 1) && e > s) {
-            for (; i + 1 < m && cnts[i] == 0 && e < n; i += 2) {
-                e = e + cnts[i + 1];
-                if (e > n) e = n;
-            }
-            pos   = e;
-            *a    = s;
-            *b    = e;
-            found = true;
-            break;
-        }
+    for (; i + 1 < m && pos < n; i += 2) { /* i: a run of 0s, i + 1: a run of 1s */
+        uint64_t s = pos + cnts[i], e = s + cnts[i + 1];
+        pos        = e;
+        if (e == s) continue;
+        for (i += 2; i + 1 < m && cnts[i] == 0; i += 2) e += cnts[i + 1];
+        if (s >= n) break;
+        it->i   = i;
+        it->pos = e;
+        *a      = s;
+        *b      = e < n ? e : n;
+        return true;
     }
-    it->i   = i;
-    it->pos = pos;
-    return found;
+    it->i   = m;
+    it->pos = n;
+    return false;
 }
 
 static struct ones_iter ones_begin(const struct iseg_rle *r) {
@@ -270,7 +265,8 @@ enum iseg_status iseg_rle_boundary(struct iseg_rle *out, const struct iseg_rle *
         const uint64_t *col   = bits + j * nw;
         uint64_t        carry = 0;
         for (size_t i = 0; i < nw; i++) {
-            n_erun += (size_t)__builtin_popcountll(col[i] & ~((col[i] << 1) | carry));
+            uint64_t rise = col[i] & ~((col[i] << 1) | carry); /* mostly 0: skip the count */
+            if (rise) n_erun += (size_t)__builtin_popcountll(rise);
             carry = col[i] >> 63;
         }
     }

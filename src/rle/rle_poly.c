@@ -28,7 +28,6 @@
 #endif
 
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "core/core_impl.h"
@@ -64,11 +63,16 @@ static int64_t scale5(double c) {
     return (int64_t)sc;
 }
 
-static enum iseg_status check_coord(double c) {
-    if (!isfinite(c)) return ISEG_STATUS_EINVAL;
-    double sc = 5.0 * c;
-    sc        = sc + 0.5;
-    if (!(sc > SCALED_MIN && sc < SCALED_MAX)) return ISEG_STATUS_ELIMIT;
+/* EINVAL if any coordinate is NaN or infinite (whatever else is wrong), else ELIMIT if any is
+ * beyond the reference's int range, else OK. */
+static enum iseg_status check_coords(const double *xy, size_t n) {
+    for (size_t j = 0; j < n; j++)
+        if (!isfinite(xy[j])) return ISEG_STATUS_EINVAL;
+    for (size_t j = 0; j < n; j++) {
+        double sc = 5.0 * xy[j];
+        sc        = sc + 0.5;
+        if (!(sc > SCALED_MIN && sc < SCALED_MAX)) return ISEG_STATUS_ELIMIT;
+    }
     return ISEG_STATUS_OK;
 }
 
@@ -219,9 +223,35 @@ static size_t ring_records(const double *xy, size_t k, uint32_t h, uint32_t w, u
     return total;
 }
 
-static int cmp_u32(const void *pa, const void *pb) {
-    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
-    return (a > b) - (a < b);
+/* Sort n values, all <= max, ascending; tmp holds n values. LSD radix sort with 11-bit digits
+ * (2 passes for images up to 4M pixels), insertion sort for short arrays. */
+static void sort_u32(uint32_t *a, uint32_t *tmp, size_t n, uint32_t max) {
+    if (n < 64) {
+        for (size_t i = 1; i < n; i++) {
+            uint32_t v = a[i];
+            size_t   j = i;
+            for (; j > 0 && a[j - 1] > v; j--) a[j] = a[j - 1];
+            a[j] = v;
+        }
+        return;
+    }
+    size_t    cnt[1 << 11];
+    uint32_t *src = a, *dst = tmp;
+    for (unsigned shift = 0; shift < 32 && (max >> shift) != 0; shift += 11) {
+        memset(cnt, 0, sizeof(cnt));
+        for (size_t i = 0; i < n; i++) cnt[(src[i] >> shift) & 0x7ff]++;
+        size_t pos = 0;
+        for (size_t d = 0; d < (1 << 11); d++) {
+            size_t c = cnt[d];
+            cnt[d]   = pos;
+            pos += c;
+        }
+        for (size_t i = 0; i < n; i++) dst[cnt[(src[i] >> shift) & 0x7ff]++] = src[i];
+        uint32_t *t = src;
+        src         = dst;
+        dst         = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof(*a));
 }
 
 enum iseg_status iseg_rle_from_poly(struct iseg_rle *out, const double *xy, size_t k, uint32_t h,
@@ -232,10 +262,8 @@ enum iseg_status iseg_rle_from_poly(struct iseg_rle *out, const double *xy, size
     uint64_t n_px = (uint64_t)h * (uint64_t)w;
     if (n_px > ISEG_RLE_MAX_PIXELS) return ISEG_STATUS_ELIMIT;
     if (k > SIZE_MAX / 2) return ISEG_STATUS_EINVAL;
-    for (size_t j = 0; j < 2 * k; j++) {
-        enum iseg_status st = check_coord(xy[j]);
-        if (st != ISEG_STATUS_OK) return st;
-    }
+    enum iseg_status st = check_coords(xy, 2 * k);
+    if (st != ISEG_STATUS_OK) return st;
     uint32_t *cnts;
     size_t    m;
     if (n_px == 0) {
@@ -251,12 +279,15 @@ enum iseg_status iseg_rle_from_poly(struct iseg_rle *out, const double *xy, size
     bool   overflow = false;
     size_t n_max    = ring_records(xy, k, h, w, NULL, &overflow);
     if (overflow || n_max == SIZE_MAX) return ISEG_STATUS_ENOMEM;
-    cnts = iseg__malloc_array(n_max + 1, sizeof(*cnts));
+    /* one block: the boundaries (n_max + 1) followed by the sort's scratch (n_max + 1) */
+    size_t n_cap;
+    if (!iseg__mul_size_ok(n_max + 1, 2, &n_cap)) return ISEG_STATUS_ENOMEM;
+    cnts = iseg__malloc_array(n_cap, sizeof(*cnts));
     if (!cnts) return ISEG_STATUS_ENOMEM;
     size_t n = ring_records(xy, k, h, w, cnts, &overflow);
     ISEG_ASSERT(!overflow && n <= n_max);
     cnts[n++] = (uint32_t)n_px;
-    qsort(cnts, n, sizeof(*cnts), cmp_u32);
+    sort_u32(cnts, cnts + n_max + 1, n, (uint32_t)n_px);
 
     /* Successive differences (the first stays), then fold zero differences: two boundaries at
      * the same place cancel, so the difference after a zero joins the previous count. In place:

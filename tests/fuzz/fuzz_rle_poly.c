@@ -32,6 +32,11 @@
 
 #define MAX_POINTS 64
 
+static int cmp_u32(const void *pa, const void *pb) {
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    return (a > b) - (a < b);
+}
+
 /* The reference algorithm, literally: dense points along every edge in the x5 grid. Only
  * called with |coordinates| small enough for the point list to stay small. Returns counts in a
  * malloc'ed array. */
@@ -96,11 +101,7 @@ static uint32_t *dense_frpoly(const double *xy, size_t k, uint32_t h, uint32_t w
         a[na++] = (uint32_t)((uint64_t)xd * h + (uint64_t)yd);
     }
     a[na++] = h * w;
-    for (size_t i = 1; i < na; i++) /* insertion sort: small inputs */
-        for (size_t j = i; j > 0 && a[j - 1] > a[j]; j--) {
-            uint32_t t = a[j];
-            a[j] = a[j - 1], a[j - 1] = t;
-        }
+    qsort(a, na, sizeof(uint32_t), cmp_u32);
     uint32_t p = 0;
     for (size_t j = 0; j < na; j++) {
         uint32_t t = a[j];

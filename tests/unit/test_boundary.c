@@ -367,6 +367,29 @@ TEST(boundary_noncanonical_random) {
     }
 }
 
+TEST(boundary_bad_sums_stay_in_bounds) {
+    /* Callers validate, but counts that do not sum to h*w must still never take either
+     * implementation out of bounds: both read them as truncated at, or zero-padded to, h*w. */
+    uint64_t s = 8080;
+    for (int i = 0; i < 500; i++) {
+        uint32_t h = 1 + rand_below(&s, 30), w = 1 + rand_below(&s, 30), d = rand_below(&s, 6);
+        size_t   m = 1 + rand_below(&s, 40);
+        uint32_t cnts[40];
+        for (size_t j = 0; j < m; j++) {
+            cnts[j] = rand_below(&s, 4) == 0 ? 0 : rand_below(&s, 2 * h * w / (uint32_t)m + 2);
+        }
+        if (i % 50 == 0) cnts[0] = UINT32_MAX;
+        if (i % 50 == 1 && m > 1) cnts[1] = UINT32_MAX;
+        struct iseg_rle r = {h, w, m, cnts}, fast = {0}, ref = {0};
+        ASSERT_OK(iseg_rle_boundary(&fast, &r, d));
+        ASSERT_OK(iseg__rle_boundary_ref(&ref, &r, d));
+        check_canonical(&fast, "bad sums");
+        check_same(&fast, &ref, "bad sums");
+        iseg_rle_free(&ref);
+        iseg_rle_free(&fast);
+    }
+}
+
 TEST(boundary_huge_d) {
     uint64_t s = 7;
     for (int i = 0; i < 50; i++) {
@@ -548,6 +571,7 @@ TEST_LIST = {
     TEST_ENTRY(boundary_hand_worked),
     TEST_ENTRY(boundary_noncanonical_input),
     TEST_ENTRY(boundary_noncanonical_random),
+    TEST_ENTRY(boundary_bad_sums_stay_in_bounds),
     TEST_ENTRY(boundary_huge_d),
     TEST_ENTRY(boundary_elimit),
     TEST_ENTRY(boundary_random_vs_ref),

@@ -795,6 +795,13 @@ TEST(plot_invalid_params) {
     ASSERT_STATUS(iseg_plot_lines(&img, NULL, 0, &p), ISEG_STATUS_EINVAL);
     p = iseg_plot_default_params(), p.xmin = -1e308, p.xmax = 1e308; /* range overflows */
     ASSERT_STATUS(iseg_plot_lines(&img, NULL, 0, &p), ISEG_STATUS_EINVAL);
+    p = iseg_plot_default_params(), p.xmin = 0, p.xmax = 4.9e-324; /* denormal span */
+    ASSERT_STATUS(iseg_plot_lines(&img, NULL, 0, &p), ISEG_STATUS_EINVAL);
+    p = iseg_plot_default_params(), p.ymin = 1e17, p.ymax = 1e17 + 64; /* relative span 6e-16 */
+    ASSERT_STATUS(iseg_plot_lines(&img, NULL, 0, &p), ISEG_STATUS_EINVAL);
+    p = iseg_plot_default_params(), p.ymin = 1e6, p.ymax = 1e6 + 1; /* fine */
+    ASSERT_OK(iseg_plot_lines(&img, NULL, 0, &p));
+    iseg_image_free(&img);
     p = iseg_plot_default_params(), p.width = 50;
     ASSERT_STATUS(iseg_plot_lines(&img, NULL, 0, &p), ISEG_STATUS_EINVAL);
     p = iseg_plot_default_params(), p.height = -3;

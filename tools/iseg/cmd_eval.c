@@ -1,5 +1,6 @@
 /* cmd_eval.c - iseg eval: COCO evaluation from the command line. */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,8 @@ static const char EVAL_USAGE[] =
     "  --plot DIR             write DIR/pr_curves.csv and DIR/pr_curves.png (with\n"
     "                         --per-category also DIR/pr_<id>.png)\n"
     "  --matches OUT.csv      one row per detection and missed ground truth at IoU 0.5\n"
-    "                         (area all, max dets C): ids, IoU, Dice, tp/fp/ignored/fn\n"
+    "                         (area all, max dets C): ids (dt_id = position in the results\n"
+    "                         file + 1, as loadRes numbers them), IoU, Dice, tp/fp/ignored/fn\n"
     "  --matches-iou T        threshold for --matches (default 0.5; must be one of --iou-thrs)\n"
     "  --matching M           coco (default, the reference) or hungarian (NOT COCO: optimal\n"
     "                         one-to-one matching per image, category and threshold)\n"
@@ -169,20 +171,35 @@ int cmd_eval(int argc, char **argv) {
         cli_error("eval: --gt and --dt are required");
         goto out;
     }
-    if (matches) {
-        p.keep_matches = true;
-        bool found     = p.n_iou_thrs == 0 && (p.match_iou == 0.5 || p.match_iou == 0.75);
-        for (size_t t = 0; t < p.n_iou_thrs; t++) found = found || p.iou_thrs[t] == p.match_iou;
-        if (!found && !(p.n_iou_thrs == 0 && p.match_iou >= 0.5 && p.match_iou <= 0.95)) {
-            cli_error("--matches-iou %g is not one of the evaluated IoU thresholds", p.match_iou);
+    /* values the library would reject: say which option is wrong */
+    for (int k = 1; k < ISEG_COCO_N_MAXDET; k++)
+        if (p.max_dets[k] <= p.max_dets[k - 1]) {
+            cli_error("--max-dets: must be increasing, got %u,%u,%u", p.max_dets[0],
+                      p.max_dets[1], p.max_dets[2]);
             goto out;
         }
+    for (size_t t = 0; t < p.n_iou_thrs; t++)
+        if (!(p.iou_thrs[t] >= 0 && p.iou_thrs[t] <= 1)) {
+            cli_error("--iou-thrs: %g is not in [0, 1]", p.iou_thrs[t]);
+            goto out;
+        }
+    for (int a = 0; a < ISEG_COCO_N_AREA; a++)
+        if (!(p.area_rng[a][0] <= p.area_rng[a][1])) {
+            cli_error("--area-rng: range %d (%g:%g) is empty", a, p.area_rng[a][0],
+                      p.area_rng[a][1]);
+            goto out;
+        }
+    if (!(p.dilation_ratio > 0 && p.dilation_ratio < 1)) {
+        cli_error("--dilation-ratio: must be in (0, 1), got %g", p.dilation_ratio);
+        goto out;
     }
+    p.keep_matches = matches != NULL;
     cli_install_log(verbose);
     p.progress = cli_progress;
     char err[512];
     if (iseg_coco_eval_init(&ev, &p, err, sizeof(err)) != ISEG_STATUS_OK) {
-        cli_error("eval: %s", err);
+        if (strstr(err, "match IoU")) cli_error("--matches-iou: %s", err);
+        else cli_error("eval: %s", err);
         goto out;
     }
     if (iseg_coco_eval_load_files(ev, gt, dt) != ISEG_STATUS_OK ||
@@ -191,10 +208,18 @@ int cmd_eval(int argc, char **argv) {
         goto out;
     }
     cli_progress_end();
-    bool  json_stdout = json && strcmp(json, "-") == 0;
-    FILE *sout        = json_stdout ? stderr : stdout;
-    text              = iseg_coco_eval_summary(ev);
-    if (!text) {
+    /* output files first (each written atomically), so that a failure leaves no summary */
+    bool json_stdout = json && strcmp(json, "-") == 0;
+    if ((json && !json_stdout && iseg_coco_eval_write_json(ev, json) != ISEG_STATUS_OK) ||
+        (matches && iseg_coco_eval_write_matches(ev, matches) != ISEG_STATUS_OK) ||
+        (plot && iseg_coco_eval_write_plots(ev, plot, per_cat) != ISEG_STATUS_OK)) {
+        cli_error("%s", iseg_coco_eval_last_error(ev));
+        goto out;
+    }
+    FILE *sout = json_stdout ? stderr : stdout;
+    text       = iseg_coco_eval_summary(ev);
+    doc        = json_stdout ? iseg_coco_eval_json(ev) : NULL;
+    if (!text || (json_stdout && !doc)) {
         cli_error("out of memory");
         goto out;
     }
@@ -209,32 +234,9 @@ int cmd_eval(int argc, char **argv) {
                     (long long)r.id, r.ap, r.ap50, r.ap75, r.ar, r.n_gt, r.n_dt);
         }
     }
-    if (iseg_coco_eval_n_dropped(ev) && verbose)
-        fprintf(stderr, "iseg: %zu results with unknown categories were dropped\n",
-                iseg_coco_eval_n_dropped(ev));
-    if (json) {
-        doc = iseg_coco_eval_json(ev);
-        if (!doc) {
-            cli_error("out of memory");
-            goto out;
-        }
-        if (json_stdout) {
-            fputs(doc, stdout);
-            fflush(stdout);
-        } else {
-            /* atomic write through the library (temp file + rename) */
-            if (iseg_coco_eval_write_json(ev, json) != ISEG_STATUS_OK) {
-                cli_error("%s", iseg_coco_eval_last_error(ev));
-                goto out;
-            }
-        }
-    }
-    if (matches && iseg_coco_eval_write_matches(ev, matches) != ISEG_STATUS_OK) {
-        cli_error("%s", iseg_coco_eval_last_error(ev));
-        goto out;
-    }
-    if (plot && iseg_coco_eval_write_plots(ev, plot, per_cat) != ISEG_STATUS_OK) {
-        cli_error("%s", iseg_coco_eval_last_error(ev));
+    if (doc) fputs(doc, stdout);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("<stdout>: write failed: %s", strerror(errno));
         goto out;
     }
     rc = 0;
