@@ -676,6 +676,11 @@ TEST(iou_hand) {
 
 /* ---- polygons ---- */
 
+static int cmp_u32(const void *pa, const void *pb) {
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    return (a > b) - (a < b);
+}
+
 /* The reference rasteriser written out literally from the spec (dense point list), as the
  * oracle for the library's crossing-based version. Coordinates must be small. */
 static void naive_frpoly(struct iseg_rle *r, const double *xy, size_t k, uint32_t h, uint32_t w) {
@@ -744,12 +749,7 @@ static void naive_frpoly(struct iseg_rle *r, const double *xy, size_t k, uint32_
         a[na++] = (uint32_t)((uint64_t)xd * h + (uint64_t)yd);
     }
     a[na++] = h * w;
-    /* insertion sort: tiny inputs */
-    for (size_t i = 1; i < na; i++)
-        for (size_t j = i; j > 0 && a[j - 1] > a[j]; j--) {
-            uint32_t t = a[j];
-            a[j] = a[j - 1], a[j - 1] = t;
-        }
+    qsort(a, na, sizeof(uint32_t), cmp_u32);
     uint32_t p = 0;
     for (size_t j = 0; j < na; j++) {
         uint32_t t = a[j];
@@ -870,7 +870,8 @@ TEST(poly_vs_naive) {
     uint64_t rng = 42;
     double   xy[2 * 24];
     for (int it = 0; it < 6000; it++) {
-        uint32_t h = 1 + (uint32_t)(test_rand(&rng) % 40), w = 1 + (uint32_t)(test_rand(&rng) % 40);
+        uint32_t h = 1 + (uint32_t)(test_rand(&rng) % 40);
+        uint32_t w = 1 + (uint32_t)(test_rand(&rng) % 40);
         size_t   k = random_poly(&rng, xy, 24, h, w);
         struct iseg_rle got = {0}, want = {0};
         ASSERT_OK(iseg_rle_from_poly(&got, xy, k, h, w));
@@ -881,6 +882,18 @@ TEST(poly_vs_naive) {
             fprintf(stderr, "\n");
             assert_counts(&got, want.cnts, want.m);
         }
+        iseg_rle_free(&got);
+        iseg_rle_free(&want);
+    }
+    /* large images: many boundaries (the library's radix sort, up to 3 passes) */
+    for (int it = 0; it < 40; it++) {
+        uint32_t h = 1 + (uint32_t)(test_rand(&rng) % 3000);
+        uint32_t w = 1 + (uint32_t)(test_rand(&rng) % 3000);
+        size_t   k = random_poly(&rng, xy, 24, h, w);
+        struct iseg_rle got = {0}, want = {0};
+        ASSERT_OK(iseg_rle_from_poly(&got, xy, k, h, w));
+        naive_frpoly(&want, xy, k, h, w);
+        ASSERT(rle_equal(&got, &want));
         iseg_rle_free(&got);
         iseg_rle_free(&want);
     }
@@ -944,7 +957,8 @@ TEST(random_iou_merge_vs_bitmap) {
     uint64_t rng = 99;
     enum { M = 6, N = 5 };
     for (int it = 0; it < 150; it++) {
-        uint32_t        h = 1 + (uint32_t)(test_rand(&rng) % 30), w = 1 + (uint32_t)(test_rand(&rng) % 30);
+        uint32_t        h    = 1 + (uint32_t)(test_rand(&rng) % 30);
+        uint32_t        w    = 1 + (uint32_t)(test_rand(&rng) % 30);
         size_t          n_px = (size_t)h * w;
         uint8_t        *md[M], *mg[N];
         struct iseg_rle dt[M], gt[N];
