@@ -95,7 +95,11 @@ uint64_t iseg_rle_area(const struct iseg_rle *r);
 void iseg_rle_to_bbox(const struct iseg_rle *r, double bb[4]);
 
 /* Rasterise one polygon ring of k points (xy holds 2k doubles: x0,y0,x1,y1,...) exactly as
- * maskApi's rleFrPoly does (5x supersampled edges, column crossings). k may be 0..any. */
+ * maskApi's rleFrPoly does (5x supersampled edges, column crossings). k may be 0..any (k < 3
+ * gives an empty mask); vertices may lie outside the image. EINVAL if any coordinate is NaN or
+ * infinite; ELIMIT if any has 5x+0.5 outside the int32 range (|x| > ~4.29e8, undefined in
+ * maskApi). h*w == 0 gives the single count 0. Cost grows with the column crossings, not with
+ * the length of the edges. */
 enum iseg_status iseg_rle_from_poly(struct iseg_rle *out, const double *xy, size_t k,
                                     uint32_t h, uint32_t w);
 

@@ -219,13 +219,15 @@ struct parse_job {
     const char       *data;
     size_t            len;
     bool              is_results;
+    unsigned          no_seg;
     char              err[1024];
     enum iseg_status  st;
 };
 
 static void *parse_thread(void *arg) {
     struct parse_job *j = arg;
-    j->st = iseg__coco_parse(j->f, j->path, j->data, j->len, j->is_results, j->err,
+    j->st = iseg__coco_parse(j->f, j->path, j->data, j->len,
+                             (j->is_results ? COCO_PARSE_RESULTS : 0) | j->no_seg, j->err,
                              sizeof(j->err));
     return NULL;
 }
@@ -279,8 +281,18 @@ enum iseg_status iseg_coco_eval_load_files(iseg_coco_eval_t ev, const char *gt_p
     free_loaded(ev);
     ev->err[0]          = 0;
     double           t0 = iseg__now();
-    enum iseg_status st = iseg__coco_parse_pair(&ev->gt, gt_path, &ev->dt, dt_path, ev->pool,
-                                                ev->err, sizeof(ev->err));
+    unsigned no_seg = ev->p.iou_type == ISEG_IOU_BBOX ? COCO_PARSE_NO_SEG : 0;
+    enum iseg_status st = iseg__coco_parse_pair(&ev->gt, gt_path, &ev->dt, dt_path, no_seg,
+                                                ev->pool, ev->err, sizeof(ev->err));
+    if (st == ISEG_STATUS_OK && ev->dt.seg_dropped && ev->dt.n_anns > 0 &&
+        !(ev->dt.anns[0].flags & AF_BBOX)) {
+        /* a segm-branch results file (results[0] has no bbox) in which some results have a
+         * bbox: loadRes takes every area from the mask, so parse it again keeping them all */
+        iseg__coco_file_free(&ev->dt);
+        st = iseg__coco_parse(&ev->dt, dt_path, NULL, 0, COCO_PARSE_RESULTS, ev->err,
+                              sizeof(ev->err));
+        if (st != ISEG_STATUS_OK) iseg__coco_file_free(&ev->gt);
+    }
     ev->timings.load    = iseg__now() - t0;
     if (st != ISEG_STATUS_OK) return st;
     return finish_load(ev);

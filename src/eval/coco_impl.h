@@ -37,6 +37,7 @@ enum ann_flag {
     AF_IGNORE   = 1 << 7, /* "ignore" present and truthy */
     AF_SIZE     = 1 << 8, /* RLE size seen */
     AF_BBOX     = 1 << 9, /* bbox present and non-empty */
+    AF_SEG_DROPPED = 1 << 10, /* segmentation not kept (bbox evaluation) */
 };
 
 /* One ground-truth annotation or one result, in file order. */
@@ -57,8 +58,7 @@ struct coco_ann {
     int32_t  cat_idx;    /* index into the sorted category table, -1 unknown */
     /* prepared for evaluation */
     char    *mask;       /* compressed RLE string (owned unless it points into raw) */
-    char    *bnd;        /* boundary band, compressed (owned) */
-    uint32_t mask_len, bnd_len;
+    uint32_t mask_len;
     uint32_t mh, mw;     /* mask size */
     uint32_t mask_area;
     uint32_t mask_bb[4]; /* toBbox of the mask (the IoU pre-filter uses these) */
@@ -77,7 +77,13 @@ struct coco_file {
     struct iseg__buf raw[COCO_MAX_RAW]; /* segmentation data; one buffer per parsed piece */
     size_t           n_raw;
     bool             is_results;
+    bool             no_seg;     /* bbox evaluation: GT segmentation is not kept; a result's
+                                    is dropped when the result has a bbox */
+    bool             seg_dropped; /* some result's segmentation was dropped */
 };
+
+#define COCO_PARSE_RESULTS 1u /* a results file (else ground truth) */
+#define COCO_PARSE_NO_SEG  2u /* see coco_file.no_seg */
 
 static inline const char *coco_ann_seg(const struct coco_file *f, const struct coco_ann *a) {
     return f->raw[a->raw_id].data + a->seg_off;
@@ -88,12 +94,13 @@ static inline const char *coco_ann_seg(const struct coco_file *f, const struct c
  * into up to n_pieces pieces parsed concurrently on pool (NULL: sequentially). */
 struct iseg__pool;
 enum iseg_status iseg__coco_parse(struct coco_file *f, const char *path, const char *data,
-                                  size_t len, bool is_results, char *err, size_t errlen);
+                                  size_t len, unsigned mode, char *err, size_t errlen);
 /* Parse GT and results files together, splitting large results arrays into pieces, all on
  * the pool's threads. */
 enum iseg_status iseg__coco_parse_pair(struct coco_file *gt, const char *gt_path,
                                        struct coco_file *dt, const char *dt_path,
-                                       struct iseg__pool *pool, char *err, size_t errlen);
+                                       unsigned no_seg, struct iseg__pool *pool, char *err,
+                                       size_t errlen);
 void iseg__coco_file_free(struct coco_file *f);
 
 /* Fast exact decimal -> double (correctly rounded, as Python's float()). */

@@ -587,6 +587,16 @@ static int finish_elem(struct pstate *ps) {
         ps->cat.name         = NULL;
     } else {
         ps->ann.flags = ps->elem_flags;
+        /* bbox evaluation keeps no GT masks, and no masks of results that have a bbox (a
+         * segm-branch file needs them for the areas: coco_prepare re-parses then) */
+        if (f->no_seg && ps->ann.seg_kind != SEG_NONE &&
+            (!f->is_results || (ps->elem_flags & AF_BBOX))) {
+            f->raw[0].len    = (size_t)ps->ann.seg_off;
+            ps->ann.seg_kind = SEG_NONE;
+            ps->ann.seg_len  = 0;
+            if (f->is_results) f->seg_dropped = true;
+            else ps->ann.flags |= AF_SEG_DROPPED;
+        }
         if (f->n_anns == f->cap_anns) {
             size_t cap = f->cap_anns ? 2 * f->cap_anns : 4096;
             void  *p   = iseg__realloc_array(f->anns, cap, sizeof(*f->anns));
@@ -797,7 +807,6 @@ void iseg__coco_file_free(struct coco_file *f) {
     if (!f) return;
     for (size_t i = 0; i < f->n_anns; i++) {
         if (f->anns[i].mask_owned) iseg__free(f->anns[i].mask);
-        iseg__free(f->anns[i].bnd);
     }
     for (size_t i = 0; i < f->n_cats; i++) iseg__free(f->cats[i].name);
     iseg__free(f->anns);
@@ -990,16 +999,17 @@ static enum iseg_status parse_whole(struct coco_file *f, const struct source *sr
     return st;
 }
 
-static void reset_file(struct coco_file *f, const char *path, bool is_results) {
+static void reset_file(struct coco_file *f, const char *path, unsigned mode) {
     memset(f, 0, sizeof(*f));
     f->name       = path;
-    f->is_results = is_results;
+    f->is_results = (mode & COCO_PARSE_RESULTS) != 0;
+    f->no_seg     = (mode & COCO_PARSE_NO_SEG) != 0;
     f->n_raw      = 1;
 }
 
 enum iseg_status iseg__coco_parse(struct coco_file *f, const char *path, const char *data,
-                                  size_t len, bool is_results, char *err, size_t errlen) {
-    reset_file(f, path, is_results);
+                                  size_t len, unsigned mode, char *err, size_t errlen) {
+    reset_file(f, path, mode);
     struct source src = {.data = data, .fd = -1};
     if (data) {
         enum iseg_status st;
@@ -1054,14 +1064,14 @@ struct piece {
     enum iseg_status  st;
     char              err[1024];
     bool              whole; /* the ground truth, parsed in one piece */
+    unsigned          mode;
 };
 
 static void piece_task(void *ctx, size_t i, int ith) {
     (void)ith;
     struct piece *p = &((struct piece *)ctx)[i];
     if (p->whole) {
-        p->st = iseg__coco_parse(&p->f, p->path, NULL, 0, p->f.is_results, p->err,
-                                 sizeof(p->err));
+        p->st = iseg__coco_parse(&p->f, p->path, NULL, 0, p->mode, p->err, sizeof(p->err));
         return;
     }
     uint64_t off;
@@ -1124,7 +1134,8 @@ static enum iseg_status merge_pieces(struct coco_file *out, struct piece *pc, si
 
 enum iseg_status iseg__coco_parse_pair(struct coco_file *gt, const char *gt_path,
                                        struct coco_file *dt, const char *dt_path,
-                                       struct iseg__pool *pool, char *err, size_t errlen) {
+                                       unsigned no_seg, struct iseg__pool *pool, char *err,
+                                       size_t errlen) {
     int              nth = iseg__pool_size(pool);
     enum iseg_status st  = ISEG_STATUS_OK;
     struct piece    *pc  = NULL;
@@ -1194,12 +1205,9 @@ enum iseg_status iseg__coco_parse_pair(struct coco_file *gt, const char *gt_path
         p->path  = dt_path;
     }
     for (size_t i = 0; i < np; i++) {
-        bool is_res = i > 0;
-        if (pc[i].whole) {
-            pc[i].f.is_results = is_res;
-            continue;
-        }
-        reset_file(&pc[i].f, dt_path, true);
+        pc[i].mode = (i > 0 ? COCO_PARSE_RESULTS : 0) | no_seg;
+        if (pc[i].whole) continue;
+        reset_file(&pc[i].f, dt_path, pc[i].mode);
         pc[i].src = (struct source){.data = NULL, .fd = fd, .seekable = true};
     }
     iseg__pool_run(pool, np, 1, piece_task, pc);
@@ -1222,7 +1230,7 @@ enum iseg_status iseg__coco_parse_pair(struct coco_file *gt, const char *gt_path
     } else {
         /* a split guess was wrong, or the file has an error: parse it again in one piece
          * for the exact result or message */
-        st = iseg__coco_parse(dt, dt_path, NULL, 0, true, err, errlen);
+        st = iseg__coco_parse(dt, dt_path, NULL, 0, COCO_PARSE_RESULTS | no_seg, err, errlen);
     }
     if (st == ISEG_STATUS_ENOMEM && !err[0]) snprintf(err, errlen, "out of memory");
 out:

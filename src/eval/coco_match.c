@@ -77,20 +77,20 @@ static void *carve(char **p, size_t bytes) {
 }
 
 /* decode n compressed masks; false on ENOMEM */
-static bool decode_masks(const struct coco_file *f, const int32_t *ids, size_t n, bool boundary,
+static bool decode_masks(const struct coco_file *f, const int32_t *ids, size_t n,
                          struct iseg_rle *out) {
     for (size_t i = 0; i < n; i++) {
         const struct coco_ann *a = &f->anns[ids[i]];
-        const char *s = boundary ? a->bnd : a->mask;
-        uint32_t    len = boundary ? a->bnd_len : a->mask_len;
-        if (iseg_rle_from_string(&out[i], s, len, a->mh, a->mw) != ISEG_STATUS_OK) return false;
+        if (iseg_rle_from_string(&out[i], a->mask, a->mask_len, a->mh, a->mw) != ISEG_STATUS_OK)
+            return false;
     }
     return true;
 }
 
 /* IoU matrix o[g*D + d] for the sorted, truncated detections. */
 static bool compute_iou(struct iseg_coco_eval *ev, const int32_t *dts, size_t D,
-                        const int32_t *gts, size_t G, const uint8_t *crowd, double *o) {
+                        const int32_t *gts, size_t G, const uint8_t *crowd, uint32_t dil,
+                        double *o) {
     const struct coco_file *gt = &ev->gt, *dt = &ev->dt;
     if (D == 0 || G == 0) return true;
     if (ev->p.iou_type == ISEG_IOU_BBOX) {
@@ -109,7 +109,7 @@ static bool compute_iou(struct iseg_coco_eval *ev, const int32_t *dts, size_t D,
     double          *bb   = iseg__malloc_array(4 * (D + G), sizeof(double));
     uint64_t        *area = iseg__malloc_array(D + G, sizeof(uint64_t));
     if (!r || !bb || !area) goto out;
-    if (!decode_masks(dt, dts, D, false, r) || !decode_masks(gt, gts, G, false, r + D)) goto out;
+    if (!decode_masks(dt, dts, D, r) || !decode_masks(gt, gts, G, r + D)) goto out;
     for (size_t d = 0; d < D; d++) {
         for (int j = 0; j < 4; j++) bb[4 * d + j] = dt->anns[dts[d]].mask_bb[j];
         area[d] = dt->anns[dts[d]].mask_area;
@@ -121,15 +121,19 @@ static bool compute_iou(struct iseg_coco_eval *ev, const int32_t *dts, size_t D,
     iseg_rle_iou_bb(r, D, r + D, G, crowd, bb, bb + 4 * D, area, area + D, o);
     if (bnd) {
         /* Boundary IoU: min(mask IoU, boundary IoU) for non-crowd ground truth; where the mask
-         * IoU is <= 0 the minimum is the mask IoU, so those pairs need no boundary work */
+         * IoU is <= 0 the minimum is the mask IoU, so those pairs need no boundary. Bands are
+         * computed here, once per annotation (each is in one group), and only when needed. */
         struct iseg_rle *rb = r + D + G;
-        if (!decode_masks(dt, dts, D, true, rb) || !decode_masks(gt, gts, G, true, rb + D))
-            goto out;
         for (size_t g = 0; g < G; g++) {
             if (crowd[g]) continue;
             for (size_t d = 0; d < D; d++) {
                 double *v = &o[g * D + d];
                 if (!(*v > 0)) continue;
+                if (!rb[d].cnts && iseg_rle_boundary(&rb[d], &r[d], dil) != ISEG_STATUS_OK)
+                    goto out;
+                if (!rb[D + g].cnts &&
+                    iseg_rle_boundary(&rb[D + g], &r[D + g], dil) != ISEG_STATUS_OK)
+                    goto out;
                 double b = iseg_rle_iou_pair(&rb[d], &rb[D + g], false);
                 if (b < *v) *v = b;
             }
@@ -231,7 +235,8 @@ static bool match_area(struct iseg_coco_eval *ev, struct grp *gr, size_t a, size
     return true;
 }
 
-static bool eval_group(struct iseg_coco_eval *ev, const struct grp_src *src, struct grp *gr) {
+static bool eval_group(struct iseg_coco_eval *ev, const struct grp_src *src, uint32_t dil,
+                       struct grp *gr) {
     const struct coco_file *gt = &ev->gt, *dt = &ev->dt;
     size_t   D_all = src->nd_all, G = src->ng, D = gr->nd;
     bool     ok    = false;
@@ -258,7 +263,7 @@ static bool eval_group(struct iseg_coco_eval *ev, const struct grp_src *src, str
         darea[i]      = dt->anns[ai].area;
     }
     for (size_t g = 0; g < G; g++) crowd[g] = (gt->anns[src->g[g]].flags & AF_CROWD) != 0;
-    if (!compute_iou(ev, gr->dt_ann, D, src->g, G, crowd, ious)) goto out;
+    if (!compute_iou(ev, gr->dt_ann, D, src->g, G, crowd, dil, ious)) goto out;
     /* the reference's ignore flag: iscrowd (boundary-iou-api: ignore OR iscrowd) */
     bool or_ignore = ev->p.iou_type == ISEG_IOU_BOUNDARY;
     for (size_t a = 0; a < N_A; a++) {
@@ -340,6 +345,11 @@ static bool eval_image(struct iseg_coco_eval *ev, size_t e) {
     res->grps  = carve(&blk, n * sizeof(struct grp));
     res->n_grp = n;
     bool ok    = true;
+    /* Boundary IoU band width from the image size (boundary-iou-api: the GT image's) */
+    const struct coco_img *img = &ev->gt.imgs[ev->eimg[e]];
+    uint32_t dil = ev->p.iou_type == ISEG_IOU_BOUNDARY
+                       ? iseg_boundary_dilation(img->h, img->w, ev->p.dilation_ratio)
+                       : 0;
     for (size_t i = 0; i < n && ok; i++) {
         struct grp *gr = &res->grps[i];
         memset(gr, 0, sizeof(*gr));
@@ -357,7 +367,7 @@ static bool eval_image(struct iseg_coco_eval *ev, size_t e) {
             gr->gt_ig      = carve(&blk, gr->ng);
             gr->gt_matched = carve(&blk, gr->ng);
         }
-        ok = eval_group(ev, &src[i], gr);
+        ok = eval_group(ev, &src[i], dil, gr);
     }
     iseg__free(src);
     return ok;

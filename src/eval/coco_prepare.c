@@ -465,16 +465,6 @@ static enum prep_err prepare_one(struct iseg_coco_eval *ev, bool is_dt, struct c
         if (pe != PE_OK) goto out;
         a->mask_owned = true;
     }
-    if (it == ISEG_IOU_BOUNDARY) {
-        struct iseg_rle b = {0};
-        uint32_t d = iseg_boundary_dilation(img->h, img->w, ev->p.dilation_ratio);
-        if (iseg_rle_boundary(&b, &m, d) != ISEG_STATUS_OK) {
-            pe = PE_NOMEM;
-            goto out;
-        }
-        pe = store_string(&b, &a->bnd, &a->bnd_len);
-        iseg_rle_free(&b);
-    }
 out:
     iseg_rle_free(&m);
     return pe;

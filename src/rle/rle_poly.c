@@ -3,8 +3,8 @@
  * ref: shared/specs/coco-eval.md §5 "frPoly". The reference scales the ring by 5, draws every
  * edge as a dense digital line of points (u, v) in the x5 grid, and records a column boundary
  * a = X*h + Y for each pair of consecutive points whose u differ and whose
- * xd = (min-ish(u) + .5)/5 - .5 is an integer column X in [0, w-1]; the sorted boundaries, with
- * h*w appended, become the counts.
+ * xd = (u' + .5)/5 - .5 is an integer column X in [0, w-1] (u' = the new u when moving left, the
+ * new u - 1 when moving right); the sorted boundaries, with h*w appended, become the counts.
  *
  * Only the multiset of recorded boundaries matters (they are sorted), so instead of generating
  * the dense point list (5 points per pixel of perimeter, unbounded for far-away vertices) we
@@ -258,7 +258,7 @@ enum iseg_status iseg_rle_from_poly(struct iseg_rle *out, const double *xy, size
                                     uint32_t w) {
     ISEG_ASSERT(out);
     ISEG_ASSERT(k == 0 || xy);
-    *out         = (struct iseg_rle){0};
+    *out          = (struct iseg_rle){0};
     uint64_t n_px = (uint64_t)h * (uint64_t)w;
     if (n_px > ISEG_RLE_MAX_PIXELS) return ISEG_STATUS_ELIMIT;
     if (k > SIZE_MAX / 2) return ISEG_STATUS_EINVAL;

@@ -74,7 +74,7 @@ enum iseg_status iseg_rle_from_string(struct iseg_rle *out, const char *s, size_
                                       uint32_t h, uint32_t w) {
     ISEG_ASSERT(out);
     ISEG_ASSERT(len == 0 || s);
-    *out         = (struct iseg_rle){0};
+    *out          = (struct iseg_rle){0};
     uint64_t n_px = (uint64_t)h * (uint64_t)w;
     if (n_px > ISEG_RLE_MAX_PIXELS) return ISEG_STATUS_ELIMIT;
 
