@@ -117,7 +117,9 @@ enum iseg_status iseg__coco_accumulate(struct iseg_coco_eval *ev) {
     size_t n_rec = ev->T * ev->K * N_A * N_M;
     ev->recall    = iseg__malloc_array(n_rec ? n_rec : 1, sizeof(double));
     ev->precision = iseg__malloc_array(n_rec ? n_rec * N_R : 1, sizeof(double));
-    if (!ev->recall || !ev->precision) goto nomem;
+    /* the summary's flattened selections never exceed T*R*K values */
+    ev->sum_buf   = iseg__malloc_array(ev->T * ev->K * N_R + 1, sizeof(double));
+    if (!ev->recall || !ev->precision || !ev->sum_buf) goto nomem;
     for (size_t i = 0; i < n_rec; i++) ev->recall[i] = -1;
     for (size_t i = 0; i < n_rec * N_R; i++) ev->precision[i] = -1;
     struct acc_ctx c = {.ev = ev};
@@ -137,10 +139,8 @@ double iseg__coco_summary_value(const struct iseg_coco_eval *ev, bool ap, int t_
                                 size_t m, int k_only) {
     size_t  k0 = k_only < 0 ? 0 : (size_t)k_only, k1 = k_only < 0 ? ev->K : (size_t)k_only + 1;
     size_t  t0 = t_sel < 0 ? 0 : (size_t)t_sel, t1 = t_sel < 0 ? ev->T : (size_t)t_sel + 1;
-    size_t  cap = (t1 - t0) * (k1 - k0) * (ap ? N_R : 1);
-    double *s   = iseg__malloc_array(cap ? cap : 1, sizeof(double));
-    if (!s) return -1; /* only reachable on ENOMEM; callers check run's status first */
-    size_t n = 0;
+    double *s = ev->sum_buf; /* T*R*K doubles, allocated by accumulate */
+    size_t  n = 0;
     for (size_t t = t0; t < t1; t++) {
         if (ap) {
             for (size_t r = 0; r < N_R; r++)
@@ -155,9 +155,7 @@ double iseg__coco_summary_value(const struct iseg_coco_eval *ev, bool ap, int t_
             }
         }
     }
-    double mean = n ? iseg__np_mean(s, n) : -1;
-    iseg__free(s);
-    return mean;
+    return n ? iseg__np_mean(s, n) : -1;
 }
 
 /* index of an IoU threshold equal to v (np.where(iouThr == p.iouThrs)), or -2 if none */
@@ -201,6 +199,8 @@ enum iseg_status iseg_coco_eval_run(iseg_coco_eval_t ev) {
     iseg__free(ev->kgrp);
     iseg__free(ev->precision);
     iseg__free(ev->recall);
+    iseg__free(ev->sum_buf);
+    ev->sum_buf    = NULL;
     ev->kgrp_start = NULL;
     ev->kgrp       = NULL;
     ev->precision = ev->recall = NULL;

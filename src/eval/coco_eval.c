@@ -179,6 +179,8 @@ static void free_results(struct iseg_coco_eval *ev) {
     ev->kgrp       = NULL;
     iseg__free(ev->precision);
     iseg__free(ev->recall);
+    iseg__free(ev->sum_buf);
+    ev->sum_buf   = NULL;
     ev->precision = ev->recall = NULL;
     ev->ran                    = false;
 }

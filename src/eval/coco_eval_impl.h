@@ -70,6 +70,7 @@ struct iseg_coco_eval {
     struct grp       **kgrp;            /* groups of each category in image order */
     double            *precision;       /* (T, K, A, M, R) */
     double            *recall;          /* (T, K, A, M) */
+    double            *sum_buf;         /* (T * K * R) scratch for the summary means */
     double             stats[ISEG_COCO_N_STATS];
     struct iseg_coco_timings timings;
 };

@@ -535,12 +535,20 @@ enum iseg_status iseg__coco_prepare(struct iseg_coco_eval *ev) {
             iseg__ev_error(ev, "%s: RLE counts do not sum to height*width = %u*%u", where,
                            a->seg_h, a->seg_w);
             break;
-        case PE_LIMIT:
-            iseg__ev_error(ev, "%s: mask of %ux%u pixels exceeds the limit of 2^31 pixels",
-                           where, a->seg_kind == SEG_POLY ? img->h : a->seg_h,
-                           a->seg_kind == SEG_POLY ? img->w : a->seg_w);
+        case PE_LIMIT: {
+            uint32_t h = a->seg_kind == SEG_RLE_STR || a->seg_kind == SEG_RLE_COUNTS ? a->seg_h
+                                                                                     : img->h;
+            uint32_t w = a->seg_kind == SEG_RLE_STR || a->seg_kind == SEG_RLE_COUNTS ? a->seg_w
+                                                                                     : img->w;
+            if ((uint64_t)h * w > ISEG_RLE_MAX_PIXELS)
+                iseg__ev_error(ev, "%s: mask of %ux%u pixels exceeds the limit of 2^31 pixels",
+                               where, h, w);
+            else
+                iseg__ev_error(ev, "%s: a polygon coordinate is out of range (|x| > 4.29e8)",
+                               where);
             st = ISEG_STATUS_ELIMIT;
             break;
+        }
         default: iseg__ev_error(ev, "%s: internal error", where); st = ISEG_STATUS_EINTERNAL;
         }
     }

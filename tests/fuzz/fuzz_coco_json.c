@@ -52,13 +52,15 @@ static const char FIXED_GT[] =
     " \"annotations\": [\n"
     "  {\"id\": 1, \"image_id\": 1, \"category_id\": 1, \"iscrowd\": 0, \"area\": 150,\n"
     "   \"bbox\": [5, 5, 15, 10], \"segmentation\": [[5, 5, 20, 5, 20, 15, 5, 15]]},\n"
-    "  {\"id\": 2, \"image_id\": 1, \"category_id\": 2, \"iscrowd\": 0, \"bbox\": [22, 3, 10, 20],\n"
+    "  {\"id\": 2, \"image_id\": 1, \"category_id\": 2, \"iscrowd\": 0,\n"
+    "   \"bbox\": [22, 3, 10, 20],\n"
     "   \"segmentation\": [[22, 3, 32, 3, 32, 23, 22, 23], [25, 5, 28, 5, 28, 8]]},\n"
     "  {\"id\": 3, \"image_id\": 1, \"category_id\": 1, \"iscrowd\": 1, \"area\": 60,\n"
     "   \"bbox\": [0, 20, 10, 6], \"segmentation\": {\"size\": [30, 40], \"counts\":\n"
     "   [20, 6, 24, 6, 24, 6, 24, 6, 24, 6, 24, 6, 24, 6, 24, 6, 24, 6, 24, 6, 904]}},\n"
     "  {\"id\": 4, \"image_id\": 2, \"category_id\": 2, \"iscrowd\": 0, \"area\": 12,\n"
-    "   \"bbox\": [4, 0, 2, 10], \"segmentation\": {\"size\": [10, 10], \"counts\": \"\\\\1<\\\\1\"}}\n"
+    "   \"bbox\": [4, 0, 2, 10],\n"
+    "   \"segmentation\": {\"size\": [10, 10], \"counts\": \"\\\\1<\\\\1\"}}\n"
     " ]}\n";
 
 static const char FIXED_DT[] =

@@ -141,7 +141,7 @@ static void check_poly(const double *xy, size_t k, uint32_t h, uint32_t w) {
         if (!isfinite(xy[j])) nonfinite = true;
         else if (!(5.0 * xy[j] + 0.5 > -2147483649.0 && 5.0 * xy[j] + 0.5 < 2147483648.0))
             out_of_range = true;
-        if (!(fabs(xy[j]) < 5000)) modest = false;
+        if (!(fabs(xy[j]) < 1000)) modest = false;
     }
     struct iseg_rle  r  = {0};
     enum iseg_status st = iseg_rle_from_poly(&r, xy, k, h, w);
