@@ -82,6 +82,12 @@ size_t iseg_rle_string_write(const struct iseg_rle *r, char *buf);
 enum iseg_status iseg_rle_from_string(struct iseg_rle *out, const char *s, size_t len,
                                       uint32_t h, uint32_t w);
 
+/* As iseg_rle_from_string, but decodes into caller memory and never allocates: buf must hold
+ * at least len counts (a string of len characters never has more). On success out->cnts points
+ * into buf (do not iseg_rle_free it). */
+enum iseg_status iseg_rle_from_string_buf(struct iseg_rle *out, const char *s, size_t len,
+                                          uint32_t h, uint32_t w, uint32_t *buf);
+
 /* Uncompressed RLE (the `counts` list of a COCO RLE dict, used for crowd regions).
  * The counts must sum to h*w (EFORMAT otherwise). */
 enum iseg_status iseg_rle_from_counts(struct iseg_rle *out, const uint32_t *cnts, size_t m,

@@ -76,15 +76,17 @@ static void *carve(char **p, size_t bytes) {
     return r;
 }
 
-/* decode n compressed masks; false on ENOMEM */
-static bool decode_masks(const struct coco_file *f, const int32_t *ids, size_t n,
-                         struct iseg_rle *out) {
+/* Decode n compressed masks (validated when loaded) into buf, which holds the sum of their
+ * string lengths in counts. */
+static void decode_masks(const struct coco_file *f, const int32_t *ids, size_t n,
+                         struct iseg_rle *out, uint32_t **buf) {
     for (size_t i = 0; i < n; i++) {
         const struct coco_ann *a = &f->anns[ids[i]];
-        if (iseg_rle_from_string(&out[i], a->mask, a->mask_len, a->mh, a->mw) != ISEG_STATUS_OK)
-            return false;
+        enum iseg_status st = iseg_rle_from_string_buf(&out[i], a->mask, a->mask_len, a->mh,
+                                                       a->mw, *buf);
+        ISEG_ASSERT(st == ISEG_STATUS_OK);
+        *buf += a->mask_len;
     }
-    return true;
 }
 
 /* IoU matrix o[g*D + d] for the sorted, truncated detections. */
@@ -105,11 +107,17 @@ static bool compute_iou(struct iseg_coco_eval *ev, const int32_t *dts, size_t D,
     }
     bool             ok   = false;
     bool             bnd  = ev->p.iou_type == ISEG_IOU_BOUNDARY;
+    size_t           nc   = 0;
+    for (size_t d = 0; d < D; d++) nc += dt->anns[dts[d]].mask_len;
+    for (size_t g = 0; g < G; g++) nc += gt->anns[gts[g]].mask_len;
     struct iseg_rle *r    = iseg__calloc((D + G) * (bnd ? 2 : 1), sizeof(struct iseg_rle));
     double          *bb   = iseg__malloc_array(4 * (D + G), sizeof(double));
     uint64_t        *area = iseg__malloc_array(D + G, sizeof(uint64_t));
-    if (!r || !bb || !area) goto out;
-    if (!decode_masks(dt, dts, D, r) || !decode_masks(gt, gts, G, r + D)) goto out;
+    uint32_t        *cbuf = iseg__malloc_array(nc + 1, sizeof(uint32_t));
+    if (!r || !bb || !area || !cbuf) goto out;
+    uint32_t *cur = cbuf;
+    decode_masks(dt, dts, D, r, &cur);
+    decode_masks(gt, gts, G, r + D, &cur);
     for (size_t d = 0; d < D; d++) {
         for (int j = 0; j < 4; j++) bb[4 * d + j] = dt->anns[dts[d]].mask_bb[j];
         area[d] = dt->anns[dts[d]].mask_area;
@@ -141,8 +149,9 @@ static bool compute_iou(struct iseg_coco_eval *ev, const int32_t *dts, size_t D,
     }
     ok = true;
 out:
-    if (r)
-        for (size_t i = 0; i < (D + G) * (bnd ? 2 : 1); i++) iseg_rle_free(&r[i]);
+    if (r && bnd)
+        for (size_t i = D + G; i < 2 * (D + G); i++) iseg_rle_free(&r[i]); /* owned bands */
+    iseg__free(cbuf);
     iseg__free(r);
     iseg__free(bb);
     iseg__free(area);

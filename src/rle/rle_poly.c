@@ -135,6 +135,32 @@ static void column_range(int64_t c0, int64_t c1, uint32_t w, int64_t *lo, int64_
     if (*hi > (int64_t)w - 1) *hi = (int64_t)w - 1;
 }
 
+/* The largest t in [0, n) where a steep edge's u(t) is still on c's side of the crossing
+ * between c and c + 1 (see edge_records), found from a real-valued guess corrected with the
+ * exact expression; -1 if that takes more than a few steps. */
+static int64_t crossing_guess(const struct edge *e, int64_t c) {
+    bool   up = e->s > 0;
+    double g  = ((double)c + 0.5 - (double)e->xs) / e->s;
+    if (!(g >= 0)) g = 0;
+    if (g > (double)(e->n - 1)) g = (double)(e->n - 1);
+    int64_t t = (int64_t)g;
+#define P(tt) (up ? edge_u(e, tt) <= c : edge_u(e, tt) >= c + 1)
+    int steps = 0;
+    if (P(t)) {
+        while (t + 1 < e->n && P(t + 1)) {
+            t++;
+            if (++steps > 8) return -1;
+        }
+    } else {
+        while (t > 0 && !P(t)) {
+            t--;
+            if (++steps > 8) return -1;
+        }
+    }
+#undef P
+    return t;
+}
+
 /* Boundaries recorded by the pairs inside one edge. With a == NULL returns an upper bound on
  * their number (exact for shallow edges); otherwise writes them and returns how many. */
 static size_t edge_records(const struct edge *e, uint32_t h, uint32_t w, uint32_t *a) {
@@ -168,13 +194,20 @@ static size_t edge_records(const struct edge *e, uint32_t h, uint32_t w, uint32_
     int64_t t_last = -1;
     for (int64_t X = lo; X <= hi; X++) {
         int64_t c = 5 * X + 2;
-        /* largest t in [0, n) with u(t) <= c (up) or u(t) >= c + 1 (down) */
-        int64_t tl = 0, th = e->n;
-        while (th - tl > 1) {
-            int64_t mid = tl + (th - tl) / 2;
-            int64_t um  = edge_u(e, mid);
-            if (up ? um <= c : um >= c + 1) tl = mid;
-            else th = mid;
+        /* largest t in [0, n) with u(t) <= c (up) or u(t) >= c + 1 (down): the predicate
+         * holds on a prefix of t because u is monotone. Start from the real-valued crossing
+         * t ~ (c + .5 - xs) / s and correct it with the exact expression (usually 0-2 steps);
+         * fall back to bisection if the guess is far off. */
+        int64_t tl = crossing_guess(e, c);
+        if (tl < 0) {
+            tl = 0;
+            int64_t th = e->n;
+            while (th - tl > 1) {
+                int64_t mid = tl + (th - tl) / 2;
+                int64_t um  = edge_u(e, mid);
+                if (up ? um <= c : um >= c + 1) tl = mid;
+                else th = mid;
+            }
         }
         if (tl == t_last) continue;
         t_last     = tl;

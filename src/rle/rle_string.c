@@ -70,6 +70,50 @@ enum iseg_status iseg_rle_to_string(const struct iseg_rle *r, char **out, size_t
     return ISEG_STATUS_OK;
 }
 
+/* Decode and check len characters into cnts, which holds at least len values (every value
+ * takes at least one character). Returns false on any malformed input; *m_out = values. */
+static bool decode_into(const char *s, size_t len, uint64_t n_px, uint32_t *cnts,
+                        size_t *m_out) {
+    uint64_t total = 0;
+    size_t   p = 0, m = 0;
+    while (p < len) {
+        uint64_t x     = 0;
+        unsigned shift = 0, c, k = 0;
+        do {
+            if (p >= len) return false; /* truncated: the last group asks for more */
+            unsigned ch = (unsigned char)s[p++];
+            if (ch < 48 || ch > 111 || ++k > MAX_GROUPS) return false;
+            c = ch - 48;
+            x |= (uint64_t)(c & 0x1f) << shift;
+            shift += 5;
+        } while (c & 0x20);
+        if (c & 0x10) x |= UINT64_MAX << shift; /* sign-extend; shift <= 60 */
+        if (m > 2) x += cnts[m - 2];
+        /* x is now the count as a 64-bit two's complement number: a negative count shows up as
+         * a value >= 2^63, and the magnitude is below 2^61, so no wrap-around can hide one. */
+        if (x > UINT32_MAX) return false;
+        cnts[m++] = (uint32_t)x;
+        total += x;
+        if (total > n_px) return false;
+    }
+    if (total != n_px || (n_px > 0 && m == 0)) return false;
+    *m_out = m;
+    return true;
+}
+
+enum iseg_status iseg_rle_from_string_buf(struct iseg_rle *out, const char *s, size_t len,
+                                          uint32_t h, uint32_t w, uint32_t *buf) {
+    ISEG_ASSERT(out);
+    ISEG_ASSERT(len == 0 || (s && buf));
+    *out          = (struct iseg_rle){0};
+    uint64_t n_px = (uint64_t)h * (uint64_t)w;
+    if (n_px > ISEG_RLE_MAX_PIXELS) return ISEG_STATUS_ELIMIT;
+    size_t m;
+    if (!decode_into(s, len, n_px, buf, &m)) return ISEG_STATUS_EFORMAT;
+    *out = (struct iseg_rle){.h = h, .w = w, .m = m, .cnts = m ? buf : NULL};
+    return ISEG_STATUS_OK;
+}
+
 enum iseg_status iseg_rle_from_string(struct iseg_rle *out, const char *s, size_t len,
                                       uint32_t h, uint32_t w) {
     ISEG_ASSERT(out);
@@ -77,57 +121,25 @@ enum iseg_status iseg_rle_from_string(struct iseg_rle *out, const char *s, size_
     *out          = (struct iseg_rle){0};
     uint64_t n_px = (uint64_t)h * (uint64_t)w;
     if (n_px > ISEG_RLE_MAX_PIXELS) return ISEG_STATUS_ELIMIT;
-
-    /* Pass 1: check the characters and the group structure, and count the values, so that the
-     * counts array is allocated once at its exact size. */
-    size_t m = 0, k = 0; /* values, groups in the current value */
-    for (size_t p = 0; p < len; p++) {
-        unsigned char ch = (unsigned char)s[p];
-        if (ch < 48 || ch > 111) return ISEG_STATUS_EFORMAT;
-        if (++k > MAX_GROUPS) return ISEG_STATUS_EFORMAT;
-        if (((ch - 48) & 0x20) == 0) {
-            m++;
-            k = 0;
-        }
+    /* Count value terminators (characters without the "more" bit) to allocate the exact
+     * size. decode_into stores a value only at a terminator it accepts, and every such
+     * character is counted here, so m values of room suffice even for hostile strings. */
+    size_t m = 0;
+    for (size_t p = 0; p < len; p++) m += (((unsigned char)s[p] - 48u) & 0x20u) == 0;
+    uint32_t *cnts = iseg__malloc_array(m ? m : 1, sizeof(*cnts));
+    if (!cnts) return ISEG_STATUS_ENOMEM;
+    size_t got;
+    if (!decode_into(s, len, n_px, cnts, &got)) {
+        iseg__free(cnts);
+        return ISEG_STATUS_EFORMAT;
     }
-    if (k != 0) return ISEG_STATUS_EFORMAT; /* truncated: the last group asks for more */
-    if (n_px > 0 && m == 0) return ISEG_STATUS_EFORMAT;
-
-    uint32_t *cnts = NULL;
-    if (m > 0) {
-        cnts = iseg__malloc_array(m, sizeof(*cnts));
-        if (!cnts) return ISEG_STATUS_ENOMEM;
+    if (got == 0) {
+        iseg__free(cnts);
+        cnts = NULL;
     }
-
-    /* Pass 2: decode. Values are 64-bit two's complement patterns in a uint64_t. */
-    uint64_t total = 0;
-    size_t   p     = 0;
-    for (size_t i = 0; i < m; i++) {
-        uint64_t x     = 0;
-        unsigned shift = 0, c;
-        do {
-            c = (unsigned)((unsigned char)s[p++] - 48);
-            x |= (uint64_t)(c & 0x1f) << shift;
-            shift += 5;
-        } while (c & 0x20);
-        if (c & 0x10) x |= UINT64_MAX << shift; /* sign-extend; shift <= 60 */
-        if (i > 2) x += cnts[i - 2];
-        /* x is now the count as a 64-bit two's complement number: a negative count shows up as
-         * a value >= 2^63, and the magnitude is below 2^61, so no wrap-around can hide one. */
-        if (x > UINT32_MAX) goto out_format;
-        cnts[i] = (uint32_t)x;
-        total += x;
-        if (total > n_px) goto out_format;
-    }
-    if (total != n_px) goto out_format;
-
     out->h    = h;
     out->w    = w;
-    out->m    = m;
+    out->m    = got;
     out->cnts = cnts;
     return ISEG_STATUS_OK;
-
-out_format:
-    iseg__free(cnts);
-    return ISEG_STATUS_EFORMAT;
 }

@@ -436,10 +436,16 @@ TEST(string_hand) {
 
 TEST(string_errors) {
     struct iseg_rle r = {0};
+    uint32_t buf[32];
+    /* both decoders: allocating, and into a caller buffer */
 #define BAD(str, hh, ww, want)                                                           \
     do {                                                                                 \
         r.m = 99;                                                                        \
         ASSERT_STATUS(iseg_rle_from_string(&r, str, sizeof(str) - 1, hh, ww), want);     \
+        ASSERT(r.cnts == NULL && r.m == 0 && r.h == 0 && r.w == 0);                      \
+        r.m = 99;                                                                        \
+        ASSERT_STATUS(iseg_rle_from_string_buf(&r, str, sizeof(str) - 1, hh, ww, buf),   \
+                      want);                                                             \
         ASSERT(r.cnts == NULL && r.m == 0 && r.h == 0 && r.w == 0);                      \
     } while (0)
     BAD("1 1", 2, 1, ISEG_STATUS_EFORMAT);       /* character below 48 */
@@ -915,6 +921,16 @@ TEST(random_round_trip) {
         size_t n = 0;
         ASSERT_OK(iseg_rle_to_string(&r, &s, &n));
         ASSERT_OK(iseg_rle_from_string(&r2, s, n, h, w));
+        {
+            /* the non-allocating decoder gives the same counts */
+            uint32_t       *buf = malloc((n + 1) * sizeof(uint32_t));
+            struct iseg_rle rb;
+            ASSERT(buf);
+            ASSERT_OK(iseg_rle_from_string_buf(&rb, s, n, h, w, buf));
+            ASSERT(rb.m == r2.m && rb.cnts == (rb.m ? buf : NULL));
+            ASSERT(rb.m == 0 || memcmp(rb.cnts, r2.cnts, rb.m * sizeof(uint32_t)) == 0);
+            free(buf);
+        }
         ASSERT(rle_equal(&r, &r2));
         uint8_t *dec = malloc((size_t)h * w + 1);
         ASSERT(dec);
