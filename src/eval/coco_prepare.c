@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "eval/coco_eval_impl.h"
+#include "rle/rle_impl.h"
 
 void iseg__ann_where(const struct iseg_coco_eval *ev, bool is_dt, size_t i, char *buf, size_t n) {
     const struct coco_file *f = is_dt ? &ev->dt : &ev->gt;
@@ -327,15 +328,8 @@ enum prep_err {
     PE_ZERO_SIZE,
 };
 
-/* per-thread decode buffer */
-struct scratch {
-    uint32_t *buf;
-    size_t    cap;
-};
-
 struct prep_ctx {
     struct iseg_coco_eval *ev;
-    struct scratch        *scr;    /* one per thread */
     size_t                 n_gt;   /* items [0, n_gt) are GT, then DT */
     uint8_t               *errs;   /* per item */
     size_t                 n_items;
@@ -344,9 +338,7 @@ struct prep_ctx {
 
 /* Build the mask of an annotation (COCO.annToRLE with the image size of the ground truth). */
 static enum prep_err ann_mask(const struct coco_file *f, const struct coco_ann *a, uint32_t ih,
-                              uint32_t iw, struct scratch *sc, struct iseg_rle *out,
-                              bool *owned) {
-    *owned = true;
+                              uint32_t iw, struct iseg_rle *out) {
     enum iseg_status st;
     const char      *raw = coco_ann_seg(f, a);
     switch (a->seg_kind) {
@@ -397,20 +389,6 @@ static enum prep_err ann_mask(const struct coco_file *f, const struct coco_ann *
         iseg__free(xy);
         return pe;
     }
-    case SEG_RLE_STR:
-        /* decoded into the thread's buffer: no allocation per result */
-        if (sc->cap < a->seg_len) {
-            size_t    cap = a->seg_len + a->seg_len / 2 + 64;
-            uint32_t *p   = iseg__realloc_array(sc->buf, cap, sizeof(uint32_t));
-            if (!p) return PE_NOMEM;
-            sc->buf = p;
-            sc->cap = cap;
-        }
-        *owned = false;
-        st     = iseg_rle_from_string_buf(out, raw, a->seg_len, a->seg_h, a->seg_w, sc->buf);
-        if (st == ISEG_STATUS_OK) return PE_OK;
-        return st == ISEG_STATUS_ENOMEM ? PE_NOMEM : st == ISEG_STATUS_ELIMIT ? PE_LIMIT
-                                                                              : PE_RLE_STR;
     case SEG_RLE_COUNTS: {
         uint32_t *c = iseg__malloc_array(a->seg_len ? a->seg_len : 1, sizeof(uint32_t));
         if (!c) return PE_NOMEM;
@@ -421,6 +399,9 @@ static enum prep_err ann_mask(const struct coco_file *f, const struct coco_ann *
         return st == ISEG_STATUS_ENOMEM ? PE_NOMEM : st == ISEG_STATUS_ELIMIT ? PE_LIMIT
                                                                               : PE_RLE_COUNTS;
     }
+    case SEG_RLE_STR: /* prepare_one scans strings instead */
+        ISEG_ASSERT(a->seg_kind != SEG_RLE_STR);
+        return PE_RLE_STR;
     default: {
         /* a bbox-branch result without segmentation: loadRes makes the box polygon
          * [x1, y1, x1, y2, x2, y2, x2, y1] */
@@ -446,8 +427,7 @@ static enum prep_err store_string(const struct iseg_rle *r, char **s, uint32_t *
     return PE_OK;
 }
 
-static enum prep_err prepare_one(struct iseg_coco_eval *ev, bool is_dt, struct coco_ann *a,
-                                 struct scratch *sc) {
+static enum prep_err prepare_one(struct iseg_coco_eval *ev, bool is_dt, struct coco_ann *a) {
     const struct coco_file *f   = is_dt ? &ev->dt : &ev->gt;
     const struct coco_img  *img = &ev->gt.imgs[a->img_idx];
     enum iseg_iou_type      it  = ev->p.iou_type;
@@ -457,33 +437,42 @@ static enum prep_err prepare_one(struct iseg_coco_eval *ev, bool is_dt, struct c
     if (gt_no_area && it == ISEG_IOU_BBOX) a->area = a->bbox[2] * a->bbox[3];
     if (!need_mask) return PE_OK;
     struct iseg_rle m = {0};
-    bool            owned;
-    enum prep_err   pe = ann_mask(f, a, img->h, img->w, sc, &m, &owned);
-    if (pe != PE_OK) return pe;
-    uint64_t area = iseg_rle_area(&m);
-    a->mh         = m.h;
-    a->mw         = m.w;
-    a->mask_area  = (uint32_t)area;
-    double bb[4];
-    iseg_rle_to_bbox(&m, bb);
+    uint64_t        area;
+    double          bb[4];
+    enum prep_err   pe = PE_OK;
+    if (a->seg_kind == SEG_RLE_STR) {
+        /* compressed strings are checked, measured and boxed in one pass and kept as they are */
+        enum iseg_status st = iseg__rle_string_scan(coco_ann_seg(f, a), a->seg_len, a->seg_h,
+                                                    a->seg_w, &area, bb);
+        if (st != ISEG_STATUS_OK) return st == ISEG_STATUS_ELIMIT ? PE_LIMIT : PE_RLE_STR;
+        a->mh = a->seg_h;
+        a->mw = a->seg_w;
+    } else {
+        pe = ann_mask(f, a, img->h, img->w, &m);
+        if (pe != PE_OK) return pe;
+        area  = iseg_rle_area(&m);
+        iseg_rle_to_bbox(&m, bb);
+        a->mh = m.h;
+        a->mw = m.w;
+    }
+    a->mask_area = (uint32_t)area;
     for (int j = 0; j < 4; j++) a->mask_bb[j] = (uint32_t)bb[j];
     if (is_dt && !ev->dt_bbox_branch) {
         a->area = (double)area; /* loadRes segm branch: area = rleArea */
         if (!(a->flags & AF_BBOX)) memcpy(a->bbox, bb, sizeof(a->bbox));
     }
     if (gt_no_area) a->area = (double)area;
-    if (it == ISEG_IOU_BBOX) goto out;
-    if (a->seg_kind == SEG_RLE_STR) {
-        a->mask       = (char *)coco_ann_seg(f, a);
-        a->mask_len   = a->seg_len;
-        a->mask_owned = false;
-    } else {
-        pe = store_string(&m, &a->mask, &a->mask_len);
-        if (pe != PE_OK) goto out;
-        a->mask_owned = true;
+    if (it != ISEG_IOU_BBOX) {
+        if (a->seg_kind == SEG_RLE_STR) {
+            a->mask       = (char *)coco_ann_seg(f, a);
+            a->mask_len   = a->seg_len;
+            a->mask_owned = false;
+        } else {
+            pe = store_string(&m, &a->mask, &a->mask_len);
+            a->mask_owned = pe == PE_OK;
+        }
     }
-out:
-    if (owned) iseg_rle_free(&m);
+    iseg_rle_free(&m);
     return pe;
 }
 
@@ -495,17 +484,14 @@ static void prep_task(void *vctx, size_t item, int ith) {
     bool                   is_dt = i >= c->n_gt;
     size_t                 ai = is_dt ? (size_t)ev->dt_list[i - c->n_gt] : (size_t)ev->gt_list[i];
     struct coco_ann       *a  = is_dt ? &ev->dt.anns[ai] : &ev->gt.anns[ai];
-    c->errs[i]                = (uint8_t)prepare_one(ev, is_dt, a, &c->scr[ith]);
+    c->errs[i]                = (uint8_t)prepare_one(ev, is_dt, a);
 }
 
 enum iseg_status iseg__coco_prepare(struct iseg_coco_eval *ev) {
     size_t n_gt = ev->gt_start[ev->n_eimg], n_dt = ev->dt_start[ev->n_eimg];
     struct prep_ctx c = {.ev = ev, .n_gt = n_gt, .n_items = n_gt + n_dt};
     c.errs = iseg__calloc(c.n_items ? c.n_items : 1, 1);
-    c.scr  = iseg__calloc((size_t)iseg__pool_size(ev->pool), sizeof(struct scratch));
-    if (!c.errs || !c.scr) {
-        iseg__free(c.errs);
-        iseg__free(c.scr);
+    if (!c.errs) {
         iseg__ev_error(ev, "out of memory");
         return ISEG_STATUS_ENOMEM;
     }
@@ -572,8 +558,6 @@ enum iseg_status iseg__coco_prepare(struct iseg_coco_eval *ev) {
         default: iseg__ev_error(ev, "%s: internal error", where); st = ISEG_STATUS_EINTERNAL;
         }
     }
-    for (int t = 0; t < iseg__pool_size(ev->pool); t++) iseg__free(c.scr[t].buf);
-    iseg__free(c.scr);
     iseg__free(c.errs);
     return st;
 }

@@ -16,6 +16,7 @@
 
 #include "core/core_impl.h"
 #include "iseg/mask.h"
+#include "rle/rle_impl.h"
 
 /* ---- small helpers ---- */
 
@@ -176,38 +177,16 @@ uint64_t iseg_rle_area(const struct iseg_rle *r) {
 void iseg_rle_to_bbox(const struct iseg_rle *r, double bb[4]) {
     ISEG_ASSERT(r && bb);
     ISEG_ASSERT(r->m == 0 || r->cnts);
-    /* toBbox of the PyPI pycocotools (ppwwyyxx/cocoapi): a trailing 0-run is dropped, zero-length
-     * foreground runs are skipped, a run that spans columns widens the box to full height.
-     * Arithmetic is uint32 as in the reference, so an RLE whose foreground runs all have zero
-     * length gives the reference's wrapped-around box {w, h, 2^32-w+1, 2^32-h+1}. */
-    uint32_t h = r->h, w = r->w;
-    size_t   m = r->m & ~(size_t)1;
-    if (m == 0) {
-        bb[0] = bb[1] = bb[2] = bb[3] = 0;
-        return;
-    }
-    uint32_t xs = w, ys = h, xe = 0, ye = 0, cc = 0;
-    for (size_t j = 0; j < m; j++) {
+    /* a trailing 0-run (odd m) never matters: only odd-indexed (foreground) runs are fed */
+    struct iseg__bbox_acc acc;
+    iseg__bbox_acc_init(&acc, r->h, r->w);
+    uint32_t cc = 0;
+    for (size_t j = 0; j < r->m; j++) {
         uint32_t start = cc;
         cc += r->cnts[j];
-        if (j % 2 == 0 || r->cnts[j] == 0) continue;
-        ISEG_ASSERT(h != 0); /* a non-empty run in an h == 0 mask: counts do not sum to h*w */
-        uint32_t x_s = start / h, y_s = start % h;
-        uint32_t x_e = (cc - 1) / h, y_e = (cc - 1) % h;
-        if (x_s < xs) xs = x_s;
-        if (x_e > xe) xe = x_e;
-        if (x_s < x_e) { /* the run wraps into another column */
-            ys = 0;
-            ye = h - 1;
-        } else {
-            if (y_s < ys) ys = y_s;
-            if (y_e > ye) ye = y_e;
-        }
+        if ((j & 1) && r->cnts[j] != 0) iseg__bbox_acc_run(&acc, start, r->cnts[j]);
     }
-    bb[0] = (double)xs;
-    bb[1] = (double)ys;
-    bb[2] = (double)(uint32_t)(xe - xs + 1);
-    bb[3] = (double)(uint32_t)(ye - ys + 1);
+    iseg__bbox_acc_finish(&acc, r->m, bb);
 }
 
 /* ---- merge ---- */

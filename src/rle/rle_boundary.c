@@ -259,7 +259,8 @@ enum iseg_status iseg_rle_boundary(struct iseg_rle *out, const struct iseg_rle *
         for (size_t i = 0; i < n_and; i++) bits[i] &= bits[i + off];
     }
 
-    /* Each column piece loses at most one extra split per eroded run inside it. */
+    /* Output bound: each eroded run cuts one column piece once more, so the band has at most
+     * n_piece + n_erun runs of 1s. */
     size_t n_erun = 0;
     for (size_t j = 0; j < n_col; j++) {
         const uint64_t *col   = bits + j * nw;

@@ -258,14 +258,40 @@ static size_t ring_records(const double *xy, size_t k, uint32_t h, uint32_t w, u
 
 /* Sort n values, all <= max, ascending; tmp holds n values. LSD radix sort with 11-bit digits
  * (2 passes for images up to 4M pixels), insertion sort for short arrays. */
-static void sort_u32(uint32_t *a, uint32_t *tmp, size_t n, uint32_t max) {
-    if (n < 64) {
-        for (size_t i = 1; i < n; i++) {
-            uint32_t v = a[i];
-            size_t   j = i;
-            for (; j > 0 && a[j - 1] > v; j--) a[j] = a[j - 1];
-            a[j] = v;
-        }
+static void insertion_sort_u32(uint32_t *a, size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        uint32_t v = a[i];
+        size_t   j = i;
+        for (; j > 0 && a[j - 1] > v; j--) a[j] = a[j - 1];
+        a[j] = v;
+    }
+}
+
+/* Sort the boundaries a = X*h + Y (plus the final h*w). A polygon records about two boundaries
+ * per column it spans, so a counting sort by column X over the columns spanned, followed by an
+ * insertion sort that only has to order the few boundaries within each column, is linear.
+ * Sparse inputs (far fewer boundaries than columns spanned) use an 11-bit radix sort. */
+static void sort_u32(uint32_t *a, uint32_t *tmp, size_t n, uint32_t max, uint32_t h) {
+    if (n < 48) {
+        insertion_sort_u32(a, n);
+        return;
+    }
+    uint32_t xmin = UINT32_MAX, xmax = 0;
+    for (size_t i = 0; i < n - 1; i++) { /* the last one is h*w, column w */
+        uint32_t x = a[i] / h;
+        if (x < xmin) xmin = x;
+        if (x > xmax) xmax = x;
+    }
+    size_t span = (size_t)(xmax - xmin) + 1;
+    if (xmin <= xmax && span <= 4 * n && span <= 8192) {
+        uint32_t cnt[8192 + 1];
+        memset(cnt, 0, (span + 1) * sizeof(cnt[0]));
+        for (size_t i = 0; i < n - 1; i++) cnt[a[i] / h - xmin + 1]++;
+        for (size_t d = 1; d <= span; d++) cnt[d] += cnt[d - 1];
+        for (size_t i = 0; i < n - 1; i++) tmp[cnt[a[i] / h - xmin]++] = a[i];
+        memcpy(a, tmp, (n - 1) * sizeof(*a));
+        /* a[n-1] = h*w is the largest value and already last */
+        insertion_sort_u32(a, n - 1);
         return;
     }
     size_t    cnt[1 << 11];
@@ -320,7 +346,7 @@ enum iseg_status iseg_rle_from_poly(struct iseg_rle *out, const double *xy, size
     size_t n = ring_records(xy, k, h, w, cnts, &overflow);
     ISEG_ASSERT(!overflow && n <= n_max);
     cnts[n++] = (uint32_t)n_px;
-    sort_u32(cnts, cnts + n_max + 1, n, (uint32_t)n_px);
+    sort_u32(cnts, cnts + n_max + 1, n, (uint32_t)n_px, h);
 
     /* Successive differences (the first stays), then fold zero differences: two boundaries at
      * the same place cancel, so the difference after a zero joins the previous count. In place:

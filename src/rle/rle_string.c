@@ -10,6 +10,7 @@
 
 #include "core/core_impl.h"
 #include "iseg/mask.h"
+#include "rle/rle_impl.h"
 
 /* A count fits in 32 bits and a delta in 33 (signed), i.e. at most 7 groups in the shortest form;
  * 12 groups (60 bits) keep every shift below 64 while tolerating zero padding. */
@@ -70,6 +71,38 @@ enum iseg_status iseg_rle_to_string(const struct iseg_rle *r, char **out, size_t
     return ISEG_STATUS_OK;
 }
 
+/* Read the value starting at s[*p] (a 64-bit two's complement pattern, not yet un-delta'd);
+ * false if a character is out of range, the value has too many groups, or it is truncated. */
+static inline bool read_value(const char *s, size_t len, size_t *p, uint64_t *out) {
+    unsigned c = (unsigned char)s[*p] - 48u;
+    if (c < 0x20) { /* the common case: one group */
+        (*p)++;
+        *out = (c & 0x10) ? (uint64_t)c | (UINT64_MAX << 5) : c;
+        return true;
+    }
+    uint64_t x     = 0;
+    unsigned shift = 0, k = 0;
+    do {
+        if (*p >= len) return false; /* truncated: the last group asks for more */
+        c = (unsigned char)s[(*p)++] - 48u;
+        if (c > 63 || ++k > MAX_GROUPS) return false;
+        x |= (uint64_t)(c & 0x1f) << shift;
+        shift += 5;
+    } while (c & 0x20);
+    if (c & 0x10) x |= UINT64_MAX << shift; /* sign-extend; shift <= 60 */
+    *out = x;
+    return true;
+}
+
+/* Un-delta value i (x += cnts[i-2] for i > 2) and check it: x is then the count as a 64-bit
+ * two's complement number; a negative count shows up as a value >= 2^63 and the magnitude is
+ * below 2^61, so no wrap-around can hide one. */
+#define NEXT_COUNT(x, i, prev2)                   \
+    do {                                          \
+        if ((i) > 2) (x) += (prev2);              \
+        if ((x) > UINT32_MAX) return false;       \
+    } while (0)
+
 /* Decode and check len characters into cnts, which holds at least len values (every value
  * takes at least one character). Returns false on any malformed input; *m_out = values. */
 static bool decode_into(const char *s, size_t len, uint64_t n_px, uint32_t *cnts,
@@ -77,21 +110,9 @@ static bool decode_into(const char *s, size_t len, uint64_t n_px, uint32_t *cnts
     uint64_t total = 0;
     size_t   p = 0, m = 0;
     while (p < len) {
-        uint64_t x     = 0;
-        unsigned shift = 0, c, k = 0;
-        do {
-            if (p >= len) return false; /* truncated: the last group asks for more */
-            unsigned ch = (unsigned char)s[p++];
-            if (ch < 48 || ch > 111 || ++k > MAX_GROUPS) return false;
-            c = ch - 48;
-            x |= (uint64_t)(c & 0x1f) << shift;
-            shift += 5;
-        } while (c & 0x20);
-        if (c & 0x10) x |= UINT64_MAX << shift; /* sign-extend; shift <= 60 */
-        if (m > 2) x += cnts[m - 2];
-        /* x is now the count as a 64-bit two's complement number: a negative count shows up as
-         * a value >= 2^63, and the magnitude is below 2^61, so no wrap-around can hide one. */
-        if (x > UINT32_MAX) return false;
+        uint64_t x;
+        if (!read_value(s, len, &p, &x)) return false;
+        NEXT_COUNT(x, m, m > 2 ? cnts[m - 2] : 0);
         cnts[m++] = (uint32_t)x;
         total += x;
         if (total > n_px) return false;
@@ -99,6 +120,41 @@ static bool decode_into(const char *s, size_t len, uint64_t n_px, uint32_t *cnts
     if (total != n_px || (n_px > 0 && m == 0)) return false;
     *m_out = m;
     return true;
+}
+
+static bool scan(const char *s, size_t len, uint32_t h, uint32_t w, uint64_t *area,
+                 double bb[4]) {
+    uint64_t              n_px = (uint64_t)h * w, total = 0, fg = 0;
+    uint32_t              c0 = 0, c1 = 0; /* cnts[i-2], cnts[i-1] */
+    size_t                p = 0, m = 0;
+    struct iseg__bbox_acc acc;
+    iseg__bbox_acc_init(&acc, h, w);
+    while (p < len) {
+        uint64_t x;
+        if (!read_value(s, len, &p, &x)) return false;
+        NEXT_COUNT(x, m, c0);
+        if ((m & 1) && x) {
+            if (total + x > n_px) return false;
+            iseg__bbox_acc_run(&acc, (uint32_t)total, (uint32_t)x);
+            fg += x;
+        }
+        total += x;
+        if (total > n_px) return false;
+        c0 = c1;
+        c1 = (uint32_t)x;
+        m++;
+    }
+    if (total != n_px || (n_px > 0 && m == 0)) return false;
+    *area = fg;
+    iseg__bbox_acc_finish(&acc, m, bb);
+    return true;
+}
+
+enum iseg_status iseg__rle_string_scan(const char *s, size_t len, uint32_t h, uint32_t w,
+                                       uint64_t *area, double bb[4]) {
+    ISEG_ASSERT(len == 0 || s);
+    if ((uint64_t)h * w > ISEG_RLE_MAX_PIXELS) return ISEG_STATUS_ELIMIT;
+    return scan(s, len, h, w, area, bb) ? ISEG_STATUS_OK : ISEG_STATUS_EFORMAT;
 }
 
 enum iseg_status iseg_rle_from_string_buf(struct iseg_rle *out, const char *s, size_t len,

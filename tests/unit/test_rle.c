@@ -9,6 +9,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "iseg/mask.h"
+#include "rle/rle_impl.h"
 #include "test.h"
 
 /* ---- helpers ---- */
@@ -1127,6 +1128,58 @@ TEST(out_of_memory) {
     iseg_alloc_set(NULL);
 }
 
+/* The one-pass scan (check, area, box) used by the evaluator agrees with decoding, on valid
+ * strings and on corrupted ones. */
+TEST(string_scan_matches_decode) {
+    uint64_t seed = 7;
+    for (int it = 0; it < 3000; it++) {
+        uint32_t h = 1 + (uint32_t)(test_rand(&seed) % 40), w = 1 + (uint32_t)(test_rand(&seed) % 40);
+        uint8_t *mask = malloc((size_t)h * w);
+        ASSERT(mask);
+        int kind = (int)(test_rand(&seed) % 3);
+        for (size_t i = 0; i < (size_t)h * w; i++)
+            mask[i] = kind == 0 ? (uint8_t)(test_rand(&seed) % 2)
+                      : kind == 1 ? (uint8_t)(test_rand(&seed) % 17 == 0) : 0;
+        struct iseg_rle r = {0};
+        ASSERT_OK(iseg_rle_encode(&r, mask, h, w));
+        char  *str;
+        size_t n;
+        ASSERT_OK(iseg_rle_to_string(&r, &str, &n));
+        /* corrupt some of them */
+        if (test_rand(&seed) % 3 == 0 && n > 0) str[test_rand(&seed) % n] = (char)(test_rand(&seed) % 128);
+        struct iseg_rle d = {0};
+        enum iseg_status st1 = iseg_rle_from_string(&d, str, n, h, w);
+        uint64_t area = 0;
+        double   bb[4];
+        enum iseg_status st2 = iseg__rle_string_scan(str, n, h, w, &area, bb);
+        ASSERT_EQ_INT(st1, st2);
+        if (st1 == ISEG_STATUS_OK) {
+            double want[4];
+            iseg_rle_to_bbox(&d, want);
+            ASSERT_EQ_U64(area, iseg_rle_area(&d));
+            for (int j = 0; j < 4; j++) ASSERT_EQ_DBL(bb[j], want[j]);
+        }
+        iseg_rle_free(&d);
+        iseg_rle_free(&r);
+        iseg_free(str);
+        free(mask);
+    }
+    /* zero-length foreground runs: the reference's wrapped box, from both */
+    struct iseg_rle z = {0};
+    uint32_t        zc[3] = {5, 0, 7};
+    ASSERT_OK(iseg_rle_from_counts(&z, zc, 3, 3, 4));
+    char *zs;
+    size_t zn;
+    ASSERT_OK(iseg_rle_to_string(&z, &zs, &zn));
+    double   want[4], got[4];
+    uint64_t area;
+    iseg_rle_to_bbox(&z, want);
+    ASSERT_OK(iseg__rle_string_scan(zs, zn, 3, 4, &area, got));
+    for (int j = 0; j < 4; j++) ASSERT_EQ_DBL(got[j], want[j]);
+    iseg_free(zs);
+    iseg_rle_free(&z);
+}
+
 TEST_LIST = {
     TEST_ENTRY(vectors_encode),
     TEST_ENTRY(vectors_polygon),
@@ -1146,5 +1199,6 @@ TEST_LIST = {
     TEST_ENTRY(random_round_trip),
     TEST_ENTRY(random_iou_merge_vs_bitmap),
     TEST_ENTRY(out_of_memory),
+    TEST_ENTRY(string_scan_matches_decode),
     TEST_END,
 };
