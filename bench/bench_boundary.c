@@ -41,7 +41,10 @@ static void gen_blob(uint8_t *m, uint32_t h, uint32_t w, uint64_t *s) {
             }
         }
     }
-    if (rng_next(s) % 4 == 0) m[(size_t)(cx < w ? cx : w - 1) * h + (size_t)(cy < h ? cy : h - 1)] = 0;
+    if (rng_next(s) % 4 == 0) { /* a pinhole at the centre */
+        size_t hx = (size_t)(cx < w ? cx : w - 1), hy = (size_t)(cy < h ? cy : h - 1);
+        m[hx * h + hy] = 0;
+    }
 }
 
 static int cmp_dbl(const void *a, const void *b) {

@@ -145,7 +145,8 @@ uint32_t iseg_boundary_dilation(uint32_t h, uint32_t w, double ratio);
 
 /* Inner boundary band of width d: foreground pixels with a background pixel (or the virtual
  * 1-pixel zero frame around the image) within chessboard distance d; i.e. mask minus its
- * erosion by a (2d+1)^2 square. Output has the input's size. */
+ * erosion by a (2d+1)^2 square. Output has the input's size and is canonical. d = 0 gives an
+ * empty band. ELIMIT when h*w exceeds ISEG_RLE_MAX_PIXELS, ENOMEM (with *out zeroed). */
 enum iseg_status iseg_rle_boundary(struct iseg_rle *out, const struct iseg_rle *r, uint32_t d);
 
 #ifdef __cplusplus

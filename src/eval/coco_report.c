@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -11,6 +12,17 @@
 #include "iseg/plot.h"
 
 static const char *const AREA_LBL[N_A] = {"all", "small", "medium", "large"};
+
+/* The shortest of %.15g, %.16g, %.17g that reads back as the same double (CSV output: exact,
+ * and 0.717 rather than 0.71699999999999997). */
+static const char *fmt_g(char buf[32], double v) {
+    for (int prec = 15; prec < 17; prec++) {
+        snprintf(buf, 32, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) return buf;
+    }
+    snprintf(buf, 32, "%.17g", v);
+    return buf;
+}
 
 /* ' {:<18} {} @[ IoU={:<9} | area={:>6s} | maxDets={:>3d} ] = {:0.3f}' */
 static bool summary_line(struct iseg__buf *b, const struct iseg_coco_eval *ev, bool ap,
@@ -163,22 +175,27 @@ enum iseg_status iseg_coco_eval_write_matches(iseg_coco_eval_t ev, const char *p
                 const struct coco_ann *da = &ev->dt.anns[g->dt_ann[d]];
                 uint8_t f = g->flags[(0 * ev->T + ev->match_t) * g->nd + d];
                 const char *status = (f & DF_IG) ? "ignored" : (f & DF_TP) ? "tp" : "fp";
-                ok = iseg__buf_printf(&b, "%lld,%lld,%lld,%.17g,", (long long)img_id,
-                                      (long long)da->category_id, (long long)da->id, da->score);
+                char f1[32], f2[32], f3[32];
+                ok = iseg__buf_printf(&b, "%lld,%lld,%lld,%s,", (long long)img_id,
+                                      (long long)da->category_id, (long long)da->id,
+                                      fmt_g(f1, da->score));
                 if (ok && g->m_gt[d] >= 0) {
                     const struct coco_ann *ga = &ev->gt.anns[g->gt_ann[g->m_gt[d]]];
-                    ok = iseg__buf_printf(&b, "%lld,%.17g,%.17g,%s,%g\n", (long long)ga->id,
-                                          g->m_iou[d], dice_of(ev, da, ga, g->m_iou[d]), status,
-                                          thr);
+                    ok = iseg__buf_printf(&b, "%lld,%s,%s,%s,%s\n", (long long)ga->id,
+                                          fmt_g(f2, g->m_iou[d]),
+                                          fmt_g(f3, dice_of(ev, da, ga, g->m_iou[d])), status,
+                                          fmt_g(f1, thr));
                 } else if (ok) {
-                    ok = iseg__buf_printf(&b, ",,,%s,%g\n", status, thr);
+                    ok = iseg__buf_printf(&b, ",,,%s,%s\n", status, fmt_g(f1, thr));
                 }
             }
             for (uint32_t j = 0; j < g->ng && ok; j++) {
                 if (g->gt_ig[j] || g->gt_matched[j]) continue;
                 const struct coco_ann *ga = &ev->gt.anns[g->gt_ann[j]];
-                ok = iseg__buf_printf(&b, "%lld,%lld,,,%lld,,,fn,%g\n", (long long)img_id,
-                                      (long long)ga->category_id, (long long)ga->id, thr);
+                char f1[32];
+                ok = iseg__buf_printf(&b, "%lld,%lld,,,%lld,,,fn,%s\n", (long long)img_id,
+                                      (long long)ga->category_id, (long long)ga->id,
+                                      fmt_g(f1, thr));
             }
         }
     }
@@ -277,8 +294,9 @@ enum iseg_status iseg_coco_eval_write_plots(iseg_coco_eval_t ev, const char *dir
                 ok = ok && iseg__buf_append(&b, "\"", 1);
                 for (const char *c = nm; *c && ok; c++)
                     ok = *c == '"' ? iseg__buf_append(&b, "\"\"", 2) : iseg__buf_append(&b, c, 1);
-                ok = ok && iseg__buf_printf(&b, "\",%.2f,%.2f,%.17g\n", ev->iou_thrs[t],
-                                            ev->rec_thrs[r], p[r]);
+                char f1[32];
+                ok = ok && iseg__buf_printf(&b, "\",%.2f,%.2f,%s\n", ev->iou_thrs[t],
+                                            ev->rec_thrs[r], fmt_g(f1, p[r]));
             }
         }
     if (!ok) goto nomem;

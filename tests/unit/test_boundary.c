@@ -139,8 +139,10 @@ static void gen_mask(uint8_t *m, uint32_t h, uint32_t w, enum gen_kind kind, uin
     }
     case GEN_BORDER: { /* a rectangle glued to a random subset of the four borders */
         unsigned sides = (unsigned)rand_below(s, 16);
-        int64_t  x0 = (sides & 1) ? 0 : rand_below(s, w), x1 = (sides & 2) ? w - 1 : rand_below(s, w);
-        int64_t  y0 = (sides & 4) ? 0 : rand_below(s, h), y1 = (sides & 8) ? h - 1 : rand_below(s, h);
+        int64_t  x0    = (sides & 1) ? 0 : rand_below(s, w);
+        int64_t  x1    = (sides & 2) ? w - 1 : rand_below(s, w);
+        int64_t  y0    = (sides & 4) ? 0 : rand_below(s, h);
+        int64_t  y1    = (sides & 8) ? h - 1 : rand_below(s, h);
         fill_rect(m, h, w, x0, y0, x1, y1, 1);
         break;
     }
@@ -156,7 +158,9 @@ static void gen_mask(uint8_t *m, uint32_t h, uint32_t w, enum gen_kind kind, uin
                 fill_rect(m, h, w, x, 0, x + thick, h - 1, 1);
             } else { /* diagonal */
                 int64_t off = (int64_t)rand_below(s, h + w) - w;
-                for (int64_t x = 0; x < w; x++) fill_rect(m, h, w, x, x + off, x, x + off + thick, 1);
+                for (int64_t x = 0; x < w; x++) {
+                    fill_rect(m, h, w, x, x + off, x, x + off + thick, 1);
+                }
             }
         }
         break;

@@ -108,13 +108,15 @@ static const char GT_JSON[] =
     " \"annotations\": [\n"
     "  {\"id\": 1, \"image_id\": 1, \"category_id\": 1, \"iscrowd\": 0, \"area\": 150,\n"
     "   \"bbox\": [5, 5, 15, 10], \"segmentation\": [[5, 5, 20, 5, 20, 15, 5, 15]]},\n"
-    "  {\"id\": 2, \"image_id\": 1, \"category_id\": 2, \"iscrowd\": 0, \"bbox\": [22, 3, 10, 20],\n"
+    "  {\"id\": 2, \"image_id\": 1, \"category_id\": 2, \"iscrowd\": 0,\n"
+    "   \"bbox\": [22, 3, 10, 20],\n"
     "   \"segmentation\": [[22, 3, 32, 3, 32, 23, 22, 23], [25, 5, 28, 5, 28, 8]]},\n"
     "  {\"id\": 3, \"image_id\": 1, \"category_id\": 1, \"iscrowd\": 1, \"area\": 60,\n"
     "   \"bbox\": [0, 20, 10, 6], \"segmentation\": {\"size\": [30, 40], \"counts\":\n"
     "   [20, 6, 24, 6, 24, 6, 24, 6, 24, 6, 24, 6, 24, 6, 24, 6, 24, 6, 24, 6, 904]}},\n"
     "  {\"id\": 4, \"image_id\": 2, \"category_id\": 2, \"iscrowd\": 0, \"area\": 12,\n"
-    "   \"bbox\": [4, 0, 2, 10], \"segmentation\": {\"size\": [10, 10], \"counts\": \"\\\\1<\\\\1\"}}\n"
+    "   \"bbox\": [4, 0, 2, 10],\n"
+    "   \"segmentation\": {\"size\": [10, 10], \"counts\": \"\\\\1<\\\\1\"}}\n"
     " ]}\n";
 
 /* loadRes bbox branch: every result has a box and a segmentation; the last one's category is
@@ -182,11 +184,11 @@ static void check_nomem_msg(const char *what, enum iseg_status st, const char *m
                what, msg);
 }
 
-/* One full evaluation. Returns OK, or the ENOMEM of the step that failed (checked here: status,
- * message). With strict, any other failure fails the test; without (2 threads), an unexpected
- * status is still a failure, but the message is not checked. */
+/* One full evaluation from memory, or from the files paths[0] (GT) and paths[1] (results) when
+ * paths is not NULL. Returns OK, or the ENOMEM of the step that failed (checked here: status and
+ * message); any other failure fails the test. */
 static enum iseg_status eval_scenario(enum iseg_iou_type it, int nth, const char *dt_json,
-                                      struct eval_out *out) {
+                                      const char *const *paths, struct eval_out *out) {
     struct iseg_coco_eval_params p = iseg_coco_eval_default_params();
     p.iou_type                     = it;
     p.n_threads                    = nth;
@@ -198,10 +200,12 @@ static enum iseg_status eval_scenario(enum iseg_iou_type it, int nth, const char
         ASSERT(ev == NULL);
         return st;
     }
-    st = iseg_coco_eval_load_mem(ev, GT_JSON, strlen(GT_JSON), "gt.json", dt_json,
-                                 strlen(dt_json), "dt.json");
+    if (paths) st = iseg_coco_eval_load_files(ev, paths[0], paths[1]);
+    else
+        st = iseg_coco_eval_load_mem(ev, GT_JSON, strlen(GT_JSON), "gt.json", dt_json,
+                                     strlen(dt_json), "dt.json");
     if (st != ISEG_STATUS_OK) {
-        check_nomem_msg("load_mem", st, iseg_coco_eval_last_error(ev));
+        check_nomem_msg(paths ? "load_files" : "load_mem", st, iseg_coco_eval_last_error(ev));
         goto out;
     }
     st = iseg_coco_eval_run(ev);
@@ -240,10 +244,11 @@ static void check_same_result(const struct eval_out *got, const struct eval_out 
 
 /* Run the scenario for N = 1, 2, ... until it completes without reaching N. Returns the number
  * of allocations of a complete run. */
-static long eval_loop(enum iseg_iou_type it, const char *dt_json, bool persist) {
+static long eval_loop(enum iseg_iou_type it, const char *dt_json, const char *const *paths,
+                      bool persist) {
     oom_install();
     struct eval_out want = {0};
-    ASSERT_OK(eval_scenario(it, 1, dt_json, &want));
+    ASSERT_OK(eval_scenario(it, 1, dt_json, paths, &want));
     ASSERT_EQ_INT(oom_live(), 0);
     /* the scenario must be meaningful: some detections match */
     ASSERT_MSG(want.stats[0] > 0, "%s: AP %g", iseg_iou_type_name(it), want.stats[0]);
@@ -252,7 +257,7 @@ static long eval_loop(enum iseg_iou_type it, const char *dt_json, bool persist) 
     for (long n = 1;; n++) {
         struct eval_out got = {0};
         oom_arm(n, persist);
-        enum iseg_status st = eval_scenario(it, 1, dt_json, &got);
+        enum iseg_status st = eval_scenario(it, 1, dt_json, paths, &got);
         long             n_fail = oom_disarm();
         ASSERT_MSG(oom_live() == 0, "%s, N=%ld%s: %ld blocks leaked", iseg_iou_type_name(it), n,
                    persist ? " (persistent)" : "", oom_live());
@@ -271,28 +276,49 @@ static long eval_loop(enum iseg_iou_type it, const char *dt_json, bool persist) 
 }
 
 TEST(oom_eval_segm) {
-    long a = eval_loop(ISEG_IOU_SEGM, DT_BOTH_JSON, false);
-    long b = eval_loop(ISEG_IOU_SEGM, DT_SEGM_JSON, false);
+    long a = eval_loop(ISEG_IOU_SEGM, DT_BOTH_JSON, NULL, false);
+    long b = eval_loop(ISEG_IOU_SEGM, DT_SEGM_JSON, NULL, false);
     ASSERT(a > 20 && b > 20);
 }
 
 TEST(oom_eval_bbox) {
-    long a = eval_loop(ISEG_IOU_BBOX, DT_BOTH_JSON, false);
-    long b = eval_loop(ISEG_IOU_BBOX, DT_SEGM_JSON, false);
+    long a = eval_loop(ISEG_IOU_BBOX, DT_BOTH_JSON, NULL, false);
+    long b = eval_loop(ISEG_IOU_BBOX, DT_SEGM_JSON, NULL, false);
     ASSERT(a > 20 && b > 20);
 }
 
 TEST(oom_eval_boundary) {
-    long a = eval_loop(ISEG_IOU_BOUNDARY, DT_BOTH_JSON, false);
-    long b = eval_loop(ISEG_IOU_BOUNDARY, DT_SEGM_JSON, false);
+    long a = eval_loop(ISEG_IOU_BOUNDARY, DT_BOTH_JSON, NULL, false);
+    long b = eval_loop(ISEG_IOU_BOUNDARY, DT_SEGM_JSON, NULL, false);
     ASSERT(a > 20 && b > 20);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    ASSERT_MSG(f, "cannot write %s", path);
+    ASSERT(fwrite(text, 1, strlen(text), f) == strlen(text));
+    ASSERT(fclose(f) == 0);
+}
+
+/* Loading from files takes another path (read buffers, the file-splitting loader). */
+TEST(oom_eval_files) {
+    char gt[4096], dt[4096];
+    snprintf(gt, sizeof(gt), "%s/gt.json", test_tmp_dir());
+    snprintf(dt, sizeof(dt), "%s/dt.json", test_tmp_dir());
+    write_file(gt, GT_JSON);
+    write_file(dt, DT_BOTH_JSON);
+    const char *const paths[2] = {gt, dt};
+    for (int it = 0; it < ISEG_IOU_COUNT; it++) {
+        ASSERT(eval_loop((enum iseg_iou_type)it, NULL, paths, false) > 20);
+        eval_loop((enum iseg_iou_type)it, NULL, paths, true);
+    }
 }
 
 /* Every allocation from the N-th on fails: the cleanup paths must cope with failures there too. */
 TEST(oom_eval_persistent) {
     for (int it = 0; it < ISEG_IOU_COUNT; it++) {
-        eval_loop((enum iseg_iou_type)it, DT_BOTH_JSON, true);
-        eval_loop((enum iseg_iou_type)it, DT_SEGM_JSON, true);
+        eval_loop((enum iseg_iou_type)it, DT_BOTH_JSON, NULL, true);
+        eval_loop((enum iseg_iou_type)it, DT_SEGM_JSON, NULL, true);
     }
 }
 
@@ -301,7 +327,7 @@ TEST(oom_eval_retry_after_failure) {
     for (int it = 0; it < ISEG_IOU_COUNT; it++) {
         oom_install();
         struct eval_out want = {0};
-        ASSERT_OK(eval_scenario((enum iseg_iou_type)it, 1, DT_BOTH_JSON, &want));
+        ASSERT_OK(eval_scenario((enum iseg_iou_type)it, 1, DT_BOTH_JSON, NULL, &want));
         struct iseg_coco_eval_params p = iseg_coco_eval_default_params();
         p.iou_type                     = (enum iseg_iou_type)it;
         p.n_threads                    = 1;
@@ -348,7 +374,6 @@ TEST(oom_eval_two_threads) {
     for (int it = 0; it < ISEG_IOU_COUNT; it++) {
         oom_install();
         for (long n = 1;; n++) {
-            struct eval_out got = {0};
             oom_arm(n, false);
             struct iseg_coco_eval_params p = iseg_coco_eval_default_params();
             p.iou_type                     = (enum iseg_iou_type)it;
@@ -371,7 +396,6 @@ TEST(oom_eval_two_threads) {
                        iseg_status_str(st));
             ASSERT_MSG(oom_live() == 0, "%s, N=%ld: %ld blocks leaked",
                        iseg_iou_type_name(p.iou_type), n, oom_live());
-            eval_out_free(&got);
             if (n_fail == 0) break;
             ASSERT_MSG(n < 100000, "no end in sight");
         }
@@ -561,6 +585,7 @@ TEST_LIST = {
     TEST_ENTRY(oom_eval_bbox),
     TEST_ENTRY(oom_eval_boundary),
     TEST_ENTRY(oom_eval_persistent),
+    TEST_ENTRY(oom_eval_files),
     TEST_ENTRY(oom_eval_retry_after_failure),
     TEST_ENTRY(oom_eval_two_threads),
     TEST_ENTRY(oom_long_numbers),
