@@ -23,75 +23,90 @@ struct acc_ctx {
  * repeats its predecessor's (rc, pr), and a false positive lowers pr below its predecessor's,
  * so neither changes the envelope where it is sampled (the first index reaching each recall
  * threshold is a true positive, or index 0, whose envelope value is the maximum over all
- * true positives). So this walks the detections once per (area, threshold), counts false
- * positives, and computes pr and rc exactly as numpy does at each true positive only. */
+ * true positives). So one pass over the detections in score order counts, for every (area,
+ * threshold) at once, the false positives seen before each true positive; pr and rc are then
+ * computed exactly as numpy does at the true positives only. A true positive matches a
+ * distinct non-ignored ground truth, so there are at most npig of them. */
 static bool accumulate_cat(struct iseg_coco_eval *ev, size_t k) {
     struct grp **gs = ev->kgrp + ev->kgrp_start[k];
     size_t       ng = ev->kgrp_start[k + 1] - ev->kgrp_start[k];
     if (ng == 0) return true; /* no evaluated image: precision/recall stay -1 */
     const size_t T = ev->T, AT = N_A * T;
     size_t       n = 0;
-    for (size_t i = 0; i < ng; i++) n += gs[i]->nd;
+    uint64_t     npig[N_A] = {0};
+    for (size_t i = 0; i < ng; i++) {
+        n += gs[i]->nd;
+        for (size_t a = 0; a < N_A; a++) npig[a] += gs[i]->npig[a];
+    }
+    uint64_t npig_max = 0; /* custom area ranges need not nest */
+    for (size_t a = 0; a < N_A; a++) npig_max = npig[a] > npig_max ? npig[a] : npig_max;
+    size_t fp_cap = 0; /* fp counts before each TP: (AT, npig[a]) */
+    size_t fp_off[N_A * ISEG_COCO_MAX_IOU_THRS];
+    for (size_t a = 0; a < N_A; a++)
+        for (size_t t = 0; t < T; t++) {
+            fp_off[a * T + t] = fp_cap;
+            fp_cap += npig[a];
+        }
     double   *score = iseg__malloc_array(n + 1, sizeof(double));
     int32_t  *ord   = iseg__malloc_array(2 * n + 2, sizeof(int32_t));
-    int32_t  *gi    = iseg__malloc_array(n + 1, sizeof(int32_t));  /* group of entry */
-    uint32_t *pos   = iseg__malloc_array(n + 1, sizeof(uint32_t)); /* position in group */
-    uint8_t  *fl    = iseg__malloc_array(n + 1, AT);               /* (AT, nd) sorted flags */
-    double   *env   = iseg__malloc_array(n + 1, sizeof(double));   /* pr at each TP */
-    double   *rcv   = iseg__malloc_array(n + 1, sizeof(double));   /* rc at each TP */
-    bool      ok    = score && ord && gi && pos && fl && env && rcv;
+    const uint8_t **row = iseg__malloc_array(n + 1, sizeof(*row)); /* flags of entry */
+    uint32_t *pos   = iseg__malloc_array(n + 1, sizeof(uint32_t)); /* position in its image */
+    uint32_t *fpl   = iseg__malloc_array(fp_cap + 1, sizeof(uint32_t));
+    uint64_t *tpc   = iseg__malloc_array(2 * AT, sizeof(uint64_t));
+    double   *env   = iseg__malloc_array(2 * (npig_max + 1), sizeof(double)); /* pr, rc */
+    bool      ok    = score && ord && row && pos && fpl && tpc && env;
     if (!ok) goto out;
-    size_t j = 0;
+    uint64_t *fpc = tpc + AT;
+    size_t    j   = 0;
     for (size_t i = 0; i < ng; i++)
         for (uint32_t d = 0; d < gs[i]->nd; d++) {
             score[j] = gs[i]->scores[d];
-            gi[j]    = (int32_t)i;
+            row[j]   = gs[i]->flags + (size_t)d * AT;
             pos[j]   = d;
             ord[j]   = (int32_t)j;
             j++;
         }
     /* np.argsort(-dtScores, kind='mergesort'): stable, ties in concatenation order */
     iseg__sort_desc_stable(ord, score, n, ord + n);
-    uint64_t npig[N_A] = {0};
-    for (size_t a = 0; a < N_A; a++)
-        for (size_t i = 0; i < ng; i++) npig[a] += gs[i]->npig[a];
     for (size_t m = 0; m < N_M; m++) {
         uint32_t maxdet = ev->p.max_dets[m];
-        /* flags of the kept detections in score order, one row per (area, threshold) */
+        memset(tpc, 0, 2 * AT * sizeof(uint64_t));
         size_t nd = 0;
         for (size_t q = 0; q < n; q++) {
             int32_t e = ord[q];
             if (pos[e] >= maxdet) continue;
-            const struct grp *g = gs[gi[e]];
-            for (size_t at = 0; at < AT; at++) fl[at * n + nd] = g->flags[at * g->nd + pos[e]];
             nd++;
+            const uint8_t *f = row[e];
+            for (size_t at = 0; at < AT; at++) {
+                uint8_t v = f[at];
+                if (v & DF_IG) continue;
+                if (v & DF_TP) fpl[fp_off[at] + tpc[at]++] = (uint32_t)fpc[at];
+                else fpc[at]++;
+            }
         }
         for (size_t a = 0; a < N_A; a++) {
             if (npig[a] == 0) continue;
             const double dn = (double)npig[a];
             for (size_t t = 0; t < T; t++) {
-                const uint8_t *f   = fl + (a * T + t) * n;
-                uint64_t       tp  = 0, fp = 0;
-                for (size_t q = 0; q < nd; q++) {
-                    uint8_t v = f[q];
-                    if (v & DF_IG) continue;
-                    if (!(v & DF_TP)) {
-                        fp++;
-                        continue;
-                    }
-                    tp++;
-                    double dtp  = (double)tp;
-                    rcv[tp - 1] = dtp / dn;
-                    env[tp - 1] = dtp / (((double)fp + dtp) + DBL_EPSILON);
+                const size_t    at = a * T + t;
+                const uint64_t  tp = tpc[at];
+                const uint32_t *fb = fpl + fp_off[at];
+                double         *pr = env, *rc = env + npig_max + 1;
+                ISEG_ASSERT(tp <= npig[a]);
+                for (uint64_t i = 0; i < tp; i++) {
+                    double dtp = (double)(i + 1);
+                    rc[i]      = dtp / dn;
+                    /* tp / (fp + tp + np.spacing(1)) */
+                    pr[i] = dtp / (((double)fb[i] + dtp) + DBL_EPSILON);
                 }
                 ev->recall[REC_IDX(ev, t, k, a, m)] = nd ? (double)tp / dn : 0;
                 for (size_t q = tp; q-- > 1;)
-                    if (env[q] > env[q - 1]) env[q - 1] = env[q];
+                    if (pr[q] > pr[q - 1]) pr[q - 1] = pr[q];
                 double *prec = ev->precision + PREC_IDX(ev, t, k, a, m);
                 size_t  q    = 0;
                 for (size_t r = 0; r < N_R; r++) {
-                    while (q < tp && rcv[q] < ev->rec_thrs[r]) q++;
-                    prec[r] = q < tp ? env[q] : 0;
+                    while (q < tp && rc[q] < ev->rec_thrs[r]) q++;
+                    prec[r] = q < tp ? pr[q] : 0;
                 }
             }
         }
@@ -99,11 +114,11 @@ static bool accumulate_cat(struct iseg_coco_eval *ev, size_t k) {
 out:
     iseg__free(score);
     iseg__free(ord);
-    iseg__free(gi);
+    iseg__free(row);
     iseg__free(pos);
-    iseg__free(fl);
+    iseg__free(fpl);
+    iseg__free(tpc);
     iseg__free(env);
-    iseg__free(rcv);
     return ok;
 }
 

@@ -21,7 +21,7 @@ struct grp {
     uint32_t ng;             /* ground truths of the pair */
     uint32_t npig[N_A];      /* non-ignored ground truths per area range */
     double  *scores;         /* (nd) */
-    uint8_t *flags;          /* (N_A, T, nd) DF_* */
+    uint8_t *flags;          /* (nd, N_A, T) DF_* */
     int32_t *dt_ann;         /* (nd) index into dt anns */
     /* with keep_matches, at threshold match_t and area range 0: */
     int32_t *gt_ann;         /* (ng) index into gt anns, in COCO's order (non-ignored first) */

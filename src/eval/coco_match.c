@@ -167,7 +167,9 @@ static bool match_area(struct iseg_coco_eval *ev, struct grp *gr, size_t a, size
     const double lo = ev->p.area_rng[a][0], hi = ev->p.area_rng[a][1];
     bool         hung = ev->p.matching == ISEG_MATCHING_HUNGARIAN;
     for (size_t t = 0; t < ev->T; t++) {
-        uint8_t *fl = gr->flags + (a * ev->T + t) * D;
+        /* flags are detection-major: (D, N_A, T) */
+        uint8_t *fl = gr->flags + a * ev->T + t;
+        const size_t fstride = N_A * ev->T;
         for (size_t g = 0; g < G; g++) gtm[g] = -1;
         for (size_t d = 0; d < D; d++) dtm[d] = -1;
         double thr = ev->iou_thrs[t] < 1 - 1e-10 ? ev->iou_thrs[t] : 1 - 1e-10;
@@ -228,7 +230,7 @@ static bool match_area(struct iseg_coco_eval *ev, struct grp *gr, size_t a, size
             } else if (dt_area[d] < lo || dt_area[d] > hi) {
                 f = DF_IG;
             }
-            fl[d] = f;
+            fl[d * fstride] = f;
         }
         if (ev->p.keep_matches && a == 0 && t == ev->match_t) {
             for (size_t d = 0; d < D; d++) {

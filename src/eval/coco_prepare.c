@@ -60,7 +60,7 @@ static enum iseg_status sort_unique_last(void *table, size_t *n, size_t sz,
         memcpy(tmp + k * sz, t + ip[i].pos * sz, sz);
         k++;
     }
-    memcpy(t, tmp, k * sz);
+    if (k) memcpy(t, tmp, k * sz); /* fuzz fix: t is NULL for an empty table (memcpy UB) */
     *n = k;
     iseg__free(ip);
     iseg__free(tmp);
@@ -340,7 +340,9 @@ struct prep_ctx {
 static enum prep_err ann_mask(const struct coco_file *f, const struct coco_ann *a, uint32_t ih,
                               uint32_t iw, struct iseg_rle *out) {
     enum iseg_status st;
-    const char      *raw = coco_ann_seg(f, a);
+    /* fuzz fix: a file without segmentation data has a NULL raw buffer, and NULL + 0 is UB;
+     * nothing reads raw then (no rings, no counts) */
+    const char      *raw = f->raw[a->raw_id].data ? coco_ann_seg(f, a) : NULL;
     switch (a->seg_kind) {
     case SEG_POLY: {
         if ((uint64_t)ih * iw > ISEG_RLE_MAX_PIXELS) return PE_LIMIT;
@@ -392,7 +394,7 @@ static enum prep_err ann_mask(const struct coco_file *f, const struct coco_ann *
     case SEG_RLE_COUNTS: {
         uint32_t *c = iseg__malloc_array(a->seg_len ? a->seg_len : 1, sizeof(uint32_t));
         if (!c) return PE_NOMEM;
-        memcpy(c, raw, (size_t)a->seg_len * sizeof(uint32_t));
+        if (a->seg_len) memcpy(c, raw, (size_t)a->seg_len * sizeof(uint32_t)); /* fuzz fix */
         st = iseg_rle_from_counts(out, c, a->seg_len, a->seg_h, a->seg_w);
         iseg__free(c);
         if (st == ISEG_STATUS_OK) return PE_OK;

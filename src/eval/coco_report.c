@@ -173,7 +173,7 @@ enum iseg_status iseg_coco_eval_write_matches(iseg_coco_eval_t ev, const char *p
             const struct grp *g = &r->grps[i];
             for (uint32_t d = 0; d < g->nd && ok; d++) {
                 const struct coco_ann *da = &ev->dt.anns[g->dt_ann[d]];
-                uint8_t f = g->flags[(0 * ev->T + ev->match_t) * g->nd + d];
+                uint8_t f = g->flags[(size_t)d * N_A * ev->T + ev->match_t]; /* area all */
                 const char *status = (f & DF_IG) ? "ignored" : (f & DF_TP) ? "tp" : "fp";
                 char f1[32], f2[32], f3[32];
                 ok = iseg__buf_printf(&b, "%lld,%lld,%lld,%s,", (long long)img_id,
