@@ -103,6 +103,9 @@ enum iseg_status iseg__coco_parse_pair(struct coco_file *gt, const char *gt_path
                                        size_t errlen);
 void iseg__coco_file_free(struct coco_file *f);
 
+/* Smallest piece of a results array worth parsing on its own thread (8 MiB; tests lower it). */
+extern uint64_t iseg__coco_piece_min;
+
 /* Fast exact decimal -> double (correctly rounded, as Python's float()). */
 bool iseg__parse_double(const char *s, size_t n, double *out);
 

@@ -1050,6 +1050,8 @@ enum iseg_status iseg__coco_parse(struct coco_file *f, const char *path, const c
 
 /* ---- parallel parsing of results arrays ---- */
 
+uint64_t iseg__coco_piece_min = 8u << 20;
+
 /* Pieces of a results array: bytes [start, end) parsed as "[" + piece + "]" (the first piece
  * has its own "[", the last its own "]"). Split points are guessed by looking for "}, {"
  * near evenly spaced offsets; a guess inside a string or a nested value makes some piece
@@ -1154,7 +1156,7 @@ enum iseg_status iseg__coco_parse_pair(struct coco_file *gt, const char *gt_path
     /* yajl handles GT (numbers) about 1.7x slower per byte than results (strings) */
     uint64_t work   = dsize + gsize * 17 / 10;
     uint64_t target = work / (uint64_t)(2 * nth) + 1;
-    if (target < (8u << 20)) target = 8u << 20;
+    if (target < iseg__coco_piece_min) target = iseg__coco_piece_min;
     size_t max_pieces = nth > 1 && dsize > target ? (size_t)(dsize / target) + 1 : 1;
     if (max_pieces > COCO_MAX_RAW) max_pieces = COCO_MAX_RAW;
     pc = iseg__calloc(max_pieces + 1, sizeof(*pc));

@@ -2,6 +2,7 @@
  * semantics, and bad input. */
 #include <yajl/yajl_tree.h>
 
+#include "eval/coco_impl.h"
 #include "iseg/coco.h"
 #include "test.h"
 
@@ -525,6 +526,62 @@ TEST(bbox_eval_segm_branch_file) {
     iseg_coco_eval_free(b);
 }
 
+/* Large results arrays are parsed in pieces on several threads; the result must not depend on
+ * it, including when a guessed split point lies inside a string (the file is then parsed again
+ * in one piece). */
+TEST(results_parsed_in_pieces) {
+    const char *dir = test_shared_path("data/coco-eval");
+    char        gt[4096], dt[4096];
+    snprintf(gt, sizeof(gt), "%s/synth500_gt.json", dir);
+    snprintf(dt, sizeof(dt), "%s/synth500_results.json", dir);
+    iseg_coco_eval_t one = make_eval(ISEG_IOU_SEGM, 1);
+    ASSERT_OK(iseg_coco_eval_load_files(one, gt, dt));
+    ASSERT_OK(iseg_coco_eval_run(one));
+    iseg__coco_piece_min = 64 << 10;
+    iseg_coco_eval_t many = make_eval(ISEG_IOU_SEGM, 5);
+    ASSERT_OK(iseg_coco_eval_load_files(many, gt, dt));
+    ASSERT_OK(iseg_coco_eval_run(many));
+    ASSERT(memcmp(iseg_coco_eval_stats(one), iseg_coco_eval_stats(many), 12 * sizeof(double)) == 0);
+    iseg_coco_eval_free(many);
+    iseg_coco_eval_free(one);
+
+    /* a results file whose strings contain "}, {" everywhere, and an error late in the file */
+    char gp[4096], dp[4096];
+    snprintf(gp, sizeof(gp), "%s/gt.json", test_tmp_dir());
+    snprintf(dp, sizeof(dp), "%s/dt.json", test_tmp_dir());
+    write_text(gp, GT_HEAD
+               "{\"id\": 1, \"image_id\": 1, \"category_id\": 3, \"iscrowd\": 0, \"area\": 100,"
+               " \"bbox\": [0, 0, 10, 10]}]}");
+    FILE *f = fopen(dp, "wb");
+    ASSERT(f);
+    fputs("[", f);
+    for (int i = 0; i < 20000; i++)
+        fprintf(f, "%s{\"image_id\": 1, \"category_id\": 3, \"score\": %d.5e-5, \"note\": "
+                   "\"}, {\\\"x\\\": [}, {]\", \"bbox\": [0, 0, 10, %d]}", i ? ", " : "", i, 9 + i % 3);
+    fputs("]", f);
+    ASSERT(fclose(f) == 0);
+    iseg__coco_piece_min = 16 << 10;
+    iseg_coco_eval_t a = make_eval(ISEG_IOU_BBOX, 4), b = make_eval(ISEG_IOU_BBOX, 1);
+    ASSERT_OK(iseg_coco_eval_load_files(a, gp, dp));
+    ASSERT_OK(iseg_coco_eval_run(a));
+    ASSERT_OK(iseg_coco_eval_load_files(b, gp, dp));
+    ASSERT_OK(iseg_coco_eval_run(b));
+    ASSERT(memcmp(iseg_coco_eval_stats(a), iseg_coco_eval_stats(b), 12 * sizeof(double)) == 0);
+    ASSERT_EQ_DBL(iseg_coco_eval_stats(a)[8], 1.0);
+    /* the message for a late syntax error is the same as a sequential parse gives */
+    f = fopen(dp, "r+b");
+    ASSERT(f);
+    ASSERT(fseek(f, -200, SEEK_END) == 0);
+    fputc('#', f);
+    ASSERT(fclose(f) == 0);
+    ASSERT_STATUS(iseg_coco_eval_load_files(a, gp, dp), ISEG_STATUS_EFORMAT);
+    ASSERT_STATUS(iseg_coco_eval_load_files(b, gp, dp), ISEG_STATUS_EFORMAT);
+    ASSERT_STREQ(iseg_coco_eval_last_error(a), iseg_coco_eval_last_error(b));
+    ASSERT_STRCONTAINS(iseg_coco_eval_last_error(a), "dt.json:1:");
+    iseg_coco_eval_free(a);
+    iseg_coco_eval_free(b);
+}
+
 TEST_LIST = {
     TEST_ENTRY(expected_stats_bit_exact),
     TEST_ENTRY(expected_stats_synth_small_bit_exact),
@@ -549,5 +606,6 @@ TEST_LIST = {
     TEST_ENTRY(hungarian_matching_mode),
     TEST_ENTRY(json_report_and_plots),
     TEST_ENTRY(bbox_eval_segm_branch_file),
+    TEST_ENTRY(results_parsed_in_pieces),
     TEST_END,
 };
