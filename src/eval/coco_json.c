@@ -261,6 +261,16 @@ static bool num_to_int(const char *s, size_t n, int64_t *out) {
     return true;
 }
 
+/* "iscrowd" or "ignore" (numbers or booleans; Python only asks whether they are truthy) */
+static void set_crowd_flag(struct pstate *ps, bool truthy) {
+    if (ps->key == K_ISCROWD) {
+        ps->elem_flags |= AF_ISCROWD;
+        if (truthy) ps->elem_flags |= AF_CROWD;
+    } else if (truthy) {
+        ps->elem_flags |= AF_IGNORE;
+    }
+}
+
 static int want_number(struct pstate *ps, const char *what) {
     return fail(ps, "\"%s\" must be a number", what);
 }
@@ -334,12 +344,7 @@ static int on_number(void *ctx, const char *s, size_t n) {
         case K_IGNORE:
             if (ps->section != SEC_ANNS) return 1;
             if (!iseg__parse_double(s, n, &dv)) return want_number(ps, key_name(ps->key));
-            if (ps->key == K_ISCROWD) {
-                ps->elem_flags |= AF_ISCROWD;
-                if (dv != 0) ps->elem_flags |= AF_CROWD;
-            } else if (dv != 0) {
-                ps->elem_flags |= AF_IGNORE;
-            }
+            set_crowd_flag(ps, dv != 0);
             return 1;
         case K_BBOX:
         case K_SEGMENTATION:
@@ -476,13 +481,8 @@ static int on_bool(void *ctx, int v) {
     if (ps->skip) return 1;
     if (ps->depth == 0) return fail(ps, "expected an object or an array at the top level");
     if (top(ps) == F_ELEM && ps->section == SEC_ANNS) {
-        if (ps->key == K_ISCROWD) {
-            ps->elem_flags |= AF_ISCROWD;
-            if (v) ps->elem_flags |= AF_CROWD;
-            return 1;
-        }
-        if (ps->key == K_IGNORE) {
-            if (v) ps->elem_flags |= AF_IGNORE;
+        if (ps->key == K_ISCROWD || ps->key == K_IGNORE) {
+            set_crowd_flag(ps, v != 0);
             return 1;
         }
         if (ps->key == K_OTHER) return 1;
