@@ -34,7 +34,7 @@ run() { # name gt dt iou_type ref_seconds faster_coco_eval_seconds
         t=$(cut -d' ' -f1 "$OUT/time.txt"); rss=$(cut -d' ' -f2 "$OUT/time.txt")
         if [ -z "$best" ] || [ "$(awk "BEGIN{print ($t < $best)}")" = 1 ]; then best=$t; best_rss=$rss; fi
     done
-    inbytes=$(($(stat -c %s "$gt") + $(stat -c %s "$dt")))
+    inbytes=$(($(stat -L -c %s "$gt") + $(stat -L -c %s "$dt")))
     ndt=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))))" "$dt")
     stages=$(python3 -c "import json,sys; t=json.load(open(sys.argv[1]))['timings_s']; print(' '.join('%s=%.2f'%(k,t[k]) for k in ('load','prepare','evaluate','accumulate')))" "$OUT/$name-$it.json")
     printf '%-11s %-8s %6.2f s  rss %5d MB (%.2fx inputs)  %8.0f dets/s  %s' "$name" "$it" "$best" \

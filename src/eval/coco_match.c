@@ -76,12 +76,17 @@ static void *carve(char **p, size_t bytes) {
     return r;
 }
 
-/* Decode n compressed masks (validated when loaded) into buf, which holds the sum of their
- * string lengths in counts. */
+/* Decode the masks (validated when loaded) whose need flag is set into buf, which holds the
+ * sum of their string lengths in counts; the others get only their size (iseg_rle_iou_bb never
+ * walks a pair whose boxes do not overlap). */
 static void decode_masks(const struct coco_file *f, const int32_t *ids, size_t n,
-                         struct iseg_rle *out, uint32_t **buf) {
+                         const uint8_t *need, struct iseg_rle *out, uint32_t **buf) {
     for (size_t i = 0; i < n; i++) {
         const struct coco_ann *a = &f->anns[ids[i]];
+        if (!need[i]) {
+            out[i] = (struct iseg_rle){.h = a->mh, .w = a->mw};
+            continue;
+        }
         enum iseg_status st = iseg_rle_from_string_buf(&out[i], a->mask, a->mask_len, a->mh,
                                                        a->mw, *buf);
         ISEG_ASSERT(st == ISEG_STATUS_OK);
@@ -107,17 +112,12 @@ static bool compute_iou(struct iseg_coco_eval *ev, const int32_t *dts, size_t D,
     }
     bool             ok   = false;
     bool             bnd  = ev->p.iou_type == ISEG_IOU_BOUNDARY;
-    size_t           nc   = 0;
-    for (size_t d = 0; d < D; d++) nc += dt->anns[dts[d]].mask_len;
-    for (size_t g = 0; g < G; g++) nc += gt->anns[gts[g]].mask_len;
     struct iseg_rle *r    = iseg__calloc((D + G) * (bnd ? 2 : 1), sizeof(struct iseg_rle));
     double          *bb   = iseg__malloc_array(4 * (D + G), sizeof(double));
     uint64_t        *area = iseg__malloc_array(D + G, sizeof(uint64_t));
-    uint32_t        *cbuf = iseg__malloc_array(nc + 1, sizeof(uint32_t));
-    if (!r || !bb || !area || !cbuf) goto out;
-    uint32_t *cur = cbuf;
-    decode_masks(dt, dts, D, r, &cur);
-    decode_masks(gt, gts, G, r + D, &cur);
+    uint8_t         *need = iseg__calloc(D + G, 1);
+    uint32_t        *cbuf = NULL;
+    if (!r || !bb || !area || !need) goto out;
     for (size_t d = 0; d < D; d++) {
         for (int j = 0; j < 4; j++) bb[4 * d + j] = dt->anns[dts[d]].mask_bb[j];
         area[d] = dt->anns[dts[d]].mask_area;
@@ -126,6 +126,22 @@ static bool compute_iou(struct iseg_coco_eval *ev, const int32_t *dts, size_t D,
         for (int j = 0; j < 4; j++) bb[4 * (D + g) + j] = gt->anns[gts[g]].mask_bb[j];
         area[D + g] = gt->anns[gts[g]].mask_area;
     }
+    /* only masks in a pair whose boxes overlap are ever walked (rleIou's box pre-filter) */
+    size_t nc = 0;
+    for (size_t d = 0; d < D; d++)
+        for (size_t g = 0; g < G; g++) {
+            const double *a = bb + 4 * d, *b = bb + 4 * (D + g);
+            double        iw = fmin(a[0] + a[2], b[0] + b[2]) - fmax(a[0], b[0]);
+            double        ih = fmin(a[1] + a[3], b[1] + b[3]) - fmax(a[1], b[1]);
+            if (iw > 0 && ih > 0) need[d] = need[D + g] = 1;
+        }
+    for (size_t d = 0; d < D; d++) nc += need[d] ? dt->anns[dts[d]].mask_len : 0;
+    for (size_t g = 0; g < G; g++) nc += need[D + g] ? gt->anns[gts[g]].mask_len : 0;
+    cbuf = iseg__malloc_array(nc + 1, sizeof(uint32_t));
+    if (!cbuf) goto out;
+    uint32_t *cur = cbuf;
+    decode_masks(dt, dts, D, need, r, &cur);
+    decode_masks(gt, gts, G, need + D, r + D, &cur);
     iseg_rle_iou_bb(r, D, r + D, G, crowd, bb, bb + 4 * D, area, area + D, o);
     if (bnd) {
         /* Boundary IoU: min(mask IoU, boundary IoU) for non-crowd ground truth; where the mask
@@ -152,6 +168,7 @@ out:
     if (r && bnd)
         for (size_t i = D + G; i < 2 * (D + G); i++) iseg_rle_free(&r[i]); /* owned bands */
     iseg__free(cbuf);
+    iseg__free(need);
     iseg__free(r);
     iseg__free(bb);
     iseg__free(area);
