@@ -73,7 +73,10 @@ enum iseg_status iseg__pool_init(struct iseg__pool **out, int n_threads) {
     atomic_init(&p->next, 0);
     if (n_threads > 1) {
         p->threads = iseg__calloc((size_t)n_threads - 1, sizeof(pthread_t));
-        if (!p->threads) goto fail;
+        if (!p->threads) {
+            p->nth = 1; /* no worker started: iseg__pool_free must join none */
+            goto fail;
+        }
         for (int i = 1; i < n_threads; i++) {
             struct worker_arg *wa = iseg__malloc(sizeof(*wa));
             if (!wa) {

@@ -107,7 +107,10 @@ bool iseg__parse_double(const char *s, size_t n, double *out) {
 slow:;
     char  buf[128];
     char *tmp = n < sizeof(buf) ? buf : iseg__malloc(n + 1);
-    if (!tmp) return false;
+    if (!tmp) {
+        errno = ENOMEM; /* tells the caller this is no malformed number */
+        return false;
+    }
     memcpy(tmp, s, n);
     tmp[n]    = 0;
     char  *end;
@@ -277,8 +280,7 @@ static int want_number(struct pstate *ps, const char *what) {
 
 /* ---- callbacks ---- */
 
-static int on_number(void *ctx, const char *s, size_t n) {
-    struct pstate *ps = ctx;
+static int number_value(struct pstate *ps, const char *s, size_t n) {
     if (ps->skip) return 1;
     if (ps->depth == 0) return fail(ps, "expected an object or an array at the top level");
     switch (top(ps)) {
@@ -397,9 +399,18 @@ static int on_number(void *ctx, const char *s, size_t n) {
         return 1;
     case F_POLYS: return fail(ps, "\"segmentation\" polygons must be lists of numbers");
     case F_ROOT_MAP: return 1;
-    case F_SECTION: return fail(ps, "%s: elements must be objects", section_name(ps));
+    case F_SECTION: return fail(ps, "elements must be objects");
     }
     return 1;
+}
+
+static int on_number(void *ctx, const char *s, size_t n) {
+    struct pstate *ps = ctx;
+    errno             = 0;
+    if (number_value(ps, s, n)) return 1;
+    /* a long number whose parse buffer could not be allocated is no malformed number */
+    if (errno == ENOMEM) snprintf(ps->err, ps->errlen, "%s: out of memory", ps->f->name);
+    return 0;
 }
 
 static int on_string(void *ctx, const unsigned char *s, size_t n) {
@@ -458,7 +469,7 @@ static int on_string(void *ctx, const unsigned char *s, size_t n) {
     case F_POLYS: return fail(ps, "polygon coordinates must be numbers");
     case F_RLE_SIZE: return fail(ps, "RLE \"size\" must hold numbers");
     case F_RLE_COUNTS: return fail(ps, "RLE \"counts\" list must hold numbers");
-    case F_SECTION: return fail(ps, "%s: elements must be objects", section_name(ps));
+    case F_SECTION: return fail(ps, "elements must be objects");
     case F_ROOT_MAP: return 1;
     }
     return 1;
@@ -547,7 +558,12 @@ static int on_map_key(void *ctx, const unsigned char *k, size_t n) {
             ps->section = SEC_CATS;
         return 1;
     case F_ELEM:
-    case F_RLE: ps->key = key_of(k, n); return 1;
+    case F_RLE:
+        ps->key = key_of(k, n);
+        /* loadRes overwrites a result's id and area: whatever they hold is not an error */
+        if (ps->f->is_results && top(ps) == F_ELEM && (ps->key == K_ID || ps->key == K_AREA))
+            ps->key = K_OTHER;
+        return 1;
     default: return fail(ps, "internal: key in non-object");
     }
 }
@@ -691,7 +707,7 @@ static int on_start_array(void *ctx) {
             return push(ps, F_RLE_COUNTS);
         }
         return skip_begin(ps);
-    case F_SECTION: return fail(ps, "%s: elements must be objects", section_name(ps));
+    case F_SECTION: return fail(ps, "elements must be objects");
     case F_RING:
         return fail(ps, "\"segmentation\" must be a list of polygons (lists of numbers)");
     default: return fail(ps, "unexpected array");

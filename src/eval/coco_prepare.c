@@ -375,7 +375,7 @@ static enum prep_err ann_mask(const struct coco_file *f, const struct coco_ann *
                 xy  = p;
                 cap = n;
             }
-            memcpy(xy, raw + off, (size_t)n * sizeof(double));
+            if (n) memcpy(xy, raw + off, (size_t)n * sizeof(double)); /* fuzz fix: xy NULL */
             off += (size_t)n * sizeof(double);
             st = iseg_rle_from_poly(&rings[r], xy, n / 2, ih, iw);
             if (st == ISEG_STATUS_ENOMEM) pe = PE_NOMEM;

@@ -165,7 +165,9 @@ enum iseg_status iseg_coco_eval_write_matches(iseg_coco_eval_t ev, const char *p
     struct iseg__buf b = {0};
     bool ok = iseg__buf_printf(&b, "image_id,category_id,dt_id,score,gt_id,iou,dice,"
                                    "status,iou_threshold\n");
-    const double thr = ev->iou_thrs[ev->match_t];
+    /* the threshold is a label: 0.9, not linspace's exact 0.8999999999999999 */
+    char thr_s[32];
+    snprintf(thr_s, sizeof(thr_s), "%.10g", ev->iou_thrs[ev->match_t]);
     for (size_t e = 0; e < ev->n_eimg && ok; e++) {
         const struct img_res *r = &ev->res[e];
         int64_t img_id = ev->gt.imgs[ev->eimg[e]].id;
@@ -184,18 +186,16 @@ enum iseg_status iseg_coco_eval_write_matches(iseg_coco_eval_t ev, const char *p
                     ok = iseg__buf_printf(&b, "%lld,%s,%s,%s,%s\n", (long long)ga->id,
                                           fmt_g(f2, g->m_iou[d]),
                                           fmt_g(f3, dice_of(ev, da, ga, g->m_iou[d])), status,
-                                          fmt_g(f1, thr));
+                                          thr_s);
                 } else if (ok) {
-                    ok = iseg__buf_printf(&b, ",,,%s,%s\n", status, fmt_g(f1, thr));
+                    ok = iseg__buf_printf(&b, ",,,%s,%s\n", status, thr_s);
                 }
             }
             for (uint32_t j = 0; j < g->ng && ok; j++) {
                 if (g->gt_ig[j] || g->gt_matched[j]) continue;
                 const struct coco_ann *ga = &ev->gt.anns[g->gt_ann[j]];
-                char f1[32];
                 ok = iseg__buf_printf(&b, "%lld,%lld,,,%lld,,,fn,%s\n", (long long)img_id,
-                                      (long long)ga->category_id, (long long)ga->id,
-                                      fmt_g(f1, thr));
+                                      (long long)ga->category_id, (long long)ga->id, thr_s);
             }
         }
     }

@@ -184,8 +184,8 @@ static void check_nomem_msg(const char *what, enum iseg_status st, const char *m
                what, msg);
 }
 
-/* One full evaluation from memory, or from the files paths[0] (GT) and paths[1] (results) when
- * paths is not NULL. Returns OK, or the ENOMEM of the step that failed (checked here: status and
+/* One full evaluation from memory (GT_JSON and dt_json), or from the files paths[0] (GT) and
+ * paths[1] (results) when paths is not NULL. Returns OK, or the ENOMEM of the step that failed (checked here: status and
  * message); any other failure fails the test. */
 static enum iseg_status eval_scenario(enum iseg_iou_type it, int nth, const char *dt_json,
                                       const char *const *paths, struct eval_out *out) {
@@ -309,8 +309,8 @@ TEST(oom_eval_files) {
     write_file(dt, DT_BOTH_JSON);
     const char *const paths[2] = {gt, dt};
     for (int it = 0; it < ISEG_IOU_COUNT; it++) {
-        ASSERT(eval_loop((enum iseg_iou_type)it, NULL, paths, false) > 20);
-        eval_loop((enum iseg_iou_type)it, NULL, paths, true);
+        ASSERT(eval_loop((enum iseg_iou_type)it, DT_BOTH_JSON, paths, false) > 20);
+        eval_loop((enum iseg_iou_type)it, DT_BOTH_JSON, paths, true);
     }
 }
 
