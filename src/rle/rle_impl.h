@@ -75,4 +75,10 @@ static inline void iseg__bbox_acc_finish(const struct iseg__bbox_acc *b, size_t 
 enum iseg_status iseg__rle_string_scan(const char *s, size_t len, uint32_t h, uint32_t w,
                                        uint64_t *area, double bb[4]);
 
+/* maskApi's rleFrPoly written out literally (rle_poly_ref.c): the oracle for
+ * iseg_rle_from_poly. Coordinates must be below 1e6 in magnitude (ELIMIT otherwise). */
+struct iseg_rle;
+enum iseg_status iseg__rle_from_poly_ref(struct iseg_rle *out, const double *xy, size_t k,
+                                         uint32_t h, uint32_t w);
+
 #endif /* ISEG_RLE_IMPL_H */

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "iseg/mask.h"
+#include "rle/rle_impl.h"
 
 #define CHECK(x)                                                                   \
     do {                                                                           \
@@ -32,95 +33,6 @@
 
 #define MAX_POINTS 64
 
-static int cmp_u32(const void *pa, const void *pb) {
-    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
-    return (a > b) - (a < b);
-}
-
-/* The reference algorithm, literally: dense points along every edge in the x5 grid. Only
- * called with |coordinates| small enough for the point list to stay small. Returns counts in a
- * malloc'ed array. */
-static uint32_t *dense_frpoly(const double *xy, size_t k, uint32_t h, uint32_t w, size_t *m_out) {
-    int64_t x[MAX_POINTS + 1], y[MAX_POINTS + 1];
-    for (size_t j = 0; j < k; j++) {
-        double sx = 5.0 * xy[2 * j];
-        sx        = sx + .5;
-        double sy = 5.0 * xy[2 * j + 1];
-        sy        = sy + .5;
-        x[j]      = (int64_t)sx;
-        y[j]      = (int64_t)sy;
-    }
-    if (k > 0) x[k] = x[0], y[k] = y[0];
-    size_t m = 0;
-    for (size_t j = 0; j < k; j++) {
-        int64_t dx = llabs(x[j] - x[j + 1]), dy = llabs(y[j] - y[j + 1]);
-        m += (size_t)(dx > dy ? dx : dy) + 1;
-    }
-    int64_t *u = malloc((m + 1) * sizeof(int64_t)), *v = malloc((m + 1) * sizeof(int64_t));
-    CHECK(u && v);
-    m = 0;
-    for (size_t j = 0; j < k; j++) {
-        int64_t xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
-        int64_t dx = llabs(xe - xs), dy = llabs(ys - ye), t;
-        int     flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
-        if (flip) {
-            t = xs, xs = xe, xe = t;
-            t = ys, ys = ye, ye = t;
-        }
-        double s = dx >= dy ? (dx ? (double)(ye - ys) / (double)dx : 0)
-                            : (double)(xe - xs) / (double)dy;
-        for (int64_t d = 0; d <= (dx >= dy ? dx : dy); d++) {
-            t          = flip ? (dx >= dy ? dx : dy) - d : d;
-            double val = s * (double)t;
-            if (dx >= dy) {
-                val    = (double)ys + val;
-                val    = val + .5;
-                u[m]   = t + xs;
-                v[m++] = (int64_t)val;
-            } else {
-                val    = (double)xs + val;
-                val    = val + .5;
-                v[m]   = t + ys;
-                u[m++] = (int64_t)val;
-            }
-        }
-    }
-    uint32_t *a = malloc((m + 1) * sizeof(uint32_t));
-    CHECK(a);
-    size_t na = 0;
-    for (size_t j = 1; j < m; j++) {
-        if (u[j] == u[j - 1]) continue;
-        double xd = (double)(u[j] < u[j - 1] ? u[j] : u[j] - 1);
-        xd        = (xd + .5) / 5 - .5;
-        if (floor(xd) != xd || xd < 0 || xd > (double)w - 1) continue;
-        double yd = (double)(v[j] < v[j - 1] ? v[j] : v[j - 1]);
-        yd        = (yd + .5) / 5 - .5;
-        if (yd < 0) yd = 0;
-        else if (yd > h) yd = h;
-        yd      = ceil(yd);
-        a[na++] = (uint32_t)((uint64_t)xd * h + (uint64_t)yd);
-    }
-    a[na++] = h * w;
-    qsort(a, na, sizeof(uint32_t), cmp_u32);
-    uint32_t p = 0;
-    for (size_t j = 0; j < na; j++) {
-        uint32_t t = a[j];
-        a[j] -= p;
-        p = t;
-    }
-    size_t j = 1, nb = 1; /* fold zero differences, in place */
-    while (j < na) {
-        if (a[j] > 0) a[nb++] = a[j++];
-        else {
-            j++;
-            if (j < na) a[nb - 1] += a[j++];
-        }
-    }
-    free(u);
-    free(v);
-    *m_out = nb;
-    return a;
-}
 
 static double get_coord(const uint8_t *p, int mode) {
     switch (mode) {
@@ -160,10 +72,10 @@ static void check_poly(const double *xy, size_t k, uint32_t h, uint32_t w) {
     iseg_rle_to_bbox(&r, bb);
     CHECK(bb[0] >= 0 && bb[1] >= 0 && bb[0] + bb[2] <= w && bb[1] + bb[3] <= h);
     if (modest && (uint64_t)h * w > 0) {
-        size_t    m    = 0;
-        uint32_t *want = dense_frpoly(xy, k, h, w, &m);
-        CHECK(m == r.m && memcmp(want, r.cnts, m * sizeof(uint32_t)) == 0);
-        free(want);
+        struct iseg_rle want;
+        CHECK(iseg__rle_from_poly_ref(&want, xy, k, h, w) == ISEG_STATUS_OK);
+        CHECK(want.m == r.m && memcmp(want.cnts, r.cnts, r.m * sizeof(uint32_t)) == 0);
+        iseg_rle_free(&want);
     }
     iseg_rle_free(&r);
 }

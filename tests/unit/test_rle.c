@@ -683,99 +683,10 @@ TEST(iou_hand) {
 
 /* ---- polygons ---- */
 
-static int cmp_u32(const void *pa, const void *pb) {
-    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
-    return (a > b) - (a < b);
-}
-
 /* The reference rasteriser written out literally from the spec (dense point list), as the
  * oracle for the library's crossing-based version. Coordinates must be small. */
 static void naive_frpoly(struct iseg_rle *r, const double *xy, size_t k, uint32_t h, uint32_t w) {
-    int64_t *x = malloc((k + 1) * sizeof(int64_t)), *y = malloc((k + 1) * sizeof(int64_t));
-    ASSERT(x && y);
-    for (size_t j = 0; j < k; j++) {
-        double sx = 5.0 * xy[2 * j];
-        sx        = sx + .5;
-        double sy = 5.0 * xy[2 * j + 1];
-        sy        = sy + .5;
-        x[j]      = (int64_t)sx;
-        y[j]      = (int64_t)sy;
-    }
-    if (k > 0) x[k] = x[0], y[k] = y[0];
-    size_t m = 0;
-    for (size_t j = 0; j < k; j++) {
-        int64_t dx = llabs(x[j] - x[j + 1]), dy = llabs(y[j] - y[j + 1]);
-        m += (size_t)(dx > dy ? dx : dy) + 1;
-    }
-    int64_t *u = malloc((m + 1) * sizeof(int64_t)), *v = malloc((m + 1) * sizeof(int64_t));
-    ASSERT(u && v);
-    m = 0;
-    for (size_t j = 0; j < k; j++) {
-        int64_t xs = x[j], xe = x[j + 1], ys = y[j], ye = y[j + 1];
-        int64_t dx = llabs(xe - xs), dy = llabs(ys - ye), t;
-        bool    flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
-        if (flip) {
-            t = xs, xs = xe, xe = t;
-            t = ys, ys = ye, ye = t;
-        }
-        double s = dx >= dy ? (dx ? (double)(ye - ys) / (double)dx : 0)
-                            : (double)(xe - xs) / (double)dy;
-        if (dx >= dy) {
-            for (int64_t d = 0; d <= dx; d++) {
-                t          = flip ? dx - d : d;
-                u[m]       = t + xs;
-                double val = s * (double)t;
-                val        = (double)ys + val;
-                val        = val + .5;
-                v[m++]     = (int64_t)val;
-            }
-        } else {
-            for (int64_t d = 0; d <= dy; d++) {
-                t          = flip ? dy - d : d;
-                v[m]       = t + ys;
-                double val = s * (double)t;
-                val        = (double)xs + val;
-                val        = val + .5;
-                u[m++]     = (int64_t)val;
-            }
-        }
-    }
-    uint32_t *a = malloc((m + 1) * sizeof(uint32_t));
-    ASSERT(a);
-    size_t na = 0;
-    for (size_t j = 1; j < m; j++) {
-        if (u[j] == u[j - 1]) continue;
-        double xd = (double)(u[j] < u[j - 1] ? u[j] : u[j] - 1);
-        xd        = (xd + .5) / 5 - .5;
-        if (floor(xd) != xd || xd < 0 || xd > (double)w - 1) continue;
-        double yd = (double)(v[j] < v[j - 1] ? v[j] : v[j - 1]);
-        yd        = (yd + .5) / 5 - .5;
-        if (yd < 0) yd = 0;
-        else if (yd > h) yd = h;
-        yd      = ceil(yd);
-        a[na++] = (uint32_t)((uint64_t)xd * h + (uint64_t)yd);
-    }
-    a[na++] = h * w;
-    qsort(a, na, sizeof(uint32_t), cmp_u32);
-    uint32_t p = 0;
-    for (size_t j = 0; j < na; j++) {
-        uint32_t t = a[j];
-        a[j] -= p;
-        p = t;
-    }
-    uint32_t *b = malloc(na * sizeof(uint32_t));
-    ASSERT(b);
-    size_t j = 0, nb = 0;
-    b[nb++] = a[j++];
-    while (j < na) {
-        if (a[j] > 0) b[nb++] = a[j++];
-        else {
-            j++;
-            if (j < na) b[nb - 1] += a[j++];
-        }
-    }
-    ASSERT_OK(iseg_rle_from_counts(r, b, nb, h, w));
-    free(x), free(y), free(u), free(v), free(a), free(b);
+    ASSERT_OK(iseg__rle_from_poly_ref(r, xy, k, h, w));
 }
 
 TEST(poly_hand) {
