@@ -271,14 +271,22 @@ static void insertion_sort_u32(uint32_t *a, size_t n) {
  * per column it spans, so a counting sort by column X over the columns spanned, followed by an
  * insertion sort that only has to order the few boundaries within each column, is linear.
  * Sparse inputs (far fewer boundaries than columns spanned) use an 11-bit radix sort. */
+/* tmp holds 2n values */
 static void sort_u32(uint32_t *a, uint32_t *tmp, size_t n, uint32_t max, uint32_t h) {
     if (n < 48) {
         insertion_sort_u32(a, n);
         return;
     }
-    uint32_t xmin = UINT32_MAX, xmax = 0;
+    /* column keys X = a / h without a division per element: a double product is within one
+     * of the quotient (a < 2^32, exact in a double), and one comparison corrects it */
+    const double inv_h = 1.0 / (double)h;
+    uint32_t    *key   = tmp + n;
+    uint32_t     xmin = UINT32_MAX, xmax = 0;
     for (size_t i = 0; i < n - 1; i++) { /* the last one is h*w, column w */
-        uint32_t x = a[i] / h;
+        uint32_t x = (uint32_t)((double)a[i] * inv_h);
+        if ((uint64_t)x * h > a[i]) x--;
+        else if ((uint64_t)(x + 1) * h <= a[i]) x++;
+        key[i] = x;
         if (x < xmin) xmin = x;
         if (x > xmax) xmax = x;
     }
@@ -286,9 +294,9 @@ static void sort_u32(uint32_t *a, uint32_t *tmp, size_t n, uint32_t max, uint32_
     if (xmin <= xmax && span <= 4 * n && span <= 8192) {
         uint32_t cnt[8192 + 1];
         memset(cnt, 0, (span + 1) * sizeof(cnt[0]));
-        for (size_t i = 0; i < n - 1; i++) cnt[a[i] / h - xmin + 1]++;
+        for (size_t i = 0; i < n - 1; i++) cnt[key[i] - xmin + 1]++;
         for (size_t d = 1; d <= span; d++) cnt[d] += cnt[d - 1];
-        for (size_t i = 0; i < n - 1; i++) tmp[cnt[a[i] / h - xmin]++] = a[i];
+        for (size_t i = 0; i < n - 1; i++) tmp[cnt[key[i] - xmin]++] = a[i];
         memcpy(a, tmp, (n - 1) * sizeof(*a));
         /* a[n-1] = h*w is the largest value and already last */
         insertion_sort_u32(a, n - 1);
@@ -338,9 +346,9 @@ enum iseg_status iseg_rle_from_poly(struct iseg_rle *out, const double *xy, size
     bool   overflow = false;
     size_t n_max    = ring_records(xy, k, h, w, NULL, &overflow);
     if (overflow || n_max == SIZE_MAX) return ISEG_STATUS_ENOMEM;
-    /* one block: the boundaries (n_max + 1) followed by the sort's scratch (n_max + 1) */
+    /* one block: the boundaries (n_max + 1), then the sort's scratch and keys (2 (n_max + 1)) */
     size_t n_cap;
-    if (!iseg__mul_size_ok(n_max + 1, 2, &n_cap)) return ISEG_STATUS_ENOMEM;
+    if (!iseg__mul_size_ok(n_max + 1, 3, &n_cap)) return ISEG_STATUS_ENOMEM;
     cnts = iseg__malloc_array(n_cap, sizeof(*cnts));
     if (!cnts) return ISEG_STATUS_ENOMEM;
     size_t n = ring_records(xy, k, h, w, cnts, &overflow);
