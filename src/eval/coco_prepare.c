@@ -418,16 +418,14 @@ static enum prep_err ann_mask(const struct coco_file *f, const struct coco_ann *
 }
 
 static enum prep_err store_string(const struct iseg_rle *r, char **s, uint32_t *len) {
-    /* one pass: a count takes at most 7 characters; then give back what is unused */
-    size_t cap;
-    if (!iseg__mul_size_ok(r->m, 7, &cap) || cap >= UINT32_MAX) return PE_LIMIT;
-    char *p = iseg__malloc(cap + 1);
+    size_t n = iseg_rle_string_len(r);
+    if (n > UINT32_MAX) return PE_LIMIT;
+    char *p = iseg__malloc(n + 1);
     if (!p) return PE_NOMEM;
-    size_t n = iseg_rle_string_write(r, p);
-    p[n]     = 0;
-    char *q  = iseg__realloc(p, n + 1);
-    *s       = q ? q : p;
-    *len     = (uint32_t)n;
+    iseg_rle_string_write(r, p);
+    p[n] = 0;
+    *s   = p;
+    *len = (uint32_t)n;
     return PE_OK;
 }
 
