@@ -5,6 +5,8 @@
 #include "iseg/match.h"
 #include "iseg/image.h"
 #include "iseg/plot.h"
+#include "iseg/panoptic.h"
+#include "iseg/panoptic_fuse.h"
 
 #include <cstdio>
 #include <cstring>

@@ -32,5 +32,9 @@ void cli_progress_end(void);
 void cli_install_log(bool verbose);
 
 int cmd_eval(int argc, char **argv);
+int cmd_panoptic(int argc, char **argv);          /* cmd_panoptic.c: dispatch */
+int cmd_panoptic_eval(int argc, char **argv);     /* cmd_panoptic_eval.c */
+int cmd_panoptic_fuse(int argc, char **argv);     /* cmd_panoptic_fuse.c */
+int cmd_panoptic_convert(int argc, char **argv);  /* cmd_panoptic_fuse.c */
 
 #endif /* ISEG_CLI_H */

@@ -18,6 +18,7 @@ static const char USAGE[] =
     "\n"
     "commands:\n"
     "  eval      COCO evaluation (AP/AR for segm, bbox, boundary), bit-exact with pycocotools\n"
+    "  panoptic  panoptic segmentation: eval (PQ, Boundary PQ), fuse, convert\n"
     "  version   print the version\n"
     "  help      this text; 'iseg <command> --help' for a command's options\n";
 
@@ -166,6 +167,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[1];
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "panoptic") == 0) return cmd_panoptic(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("iseg %s\n", iseg_version());
         return 0;
