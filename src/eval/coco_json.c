@@ -1118,36 +1118,148 @@ static bool find_split(int fd, uint64_t off, uint64_t size, uint64_t *comma, uin
     return false;
 }
 
-/* Move the pieces' annotations and raw buffers into one file, in piece order. */
+/* Append n elements of size sz from src to *dst (length *dn); false on ENOMEM. */
+static bool append_table(void **dst, size_t *dn, size_t *dcap, const void *src, size_t n,
+                         size_t sz) {
+    if (n == 0) return true;
+    if (*dn + n > *dcap) {
+        void *p = iseg__realloc_array(*dst, *dn + n, sz);
+        if (!p) return false;
+        *dst  = p;
+        *dcap = *dn + n;
+    }
+    memcpy((char *)*dst + *dn * sz, src, n * sz);
+    *dn += n;
+    return true;
+}
+
+/* Move the pieces' images, categories, annotations and raw buffers into one file, in piece
+ * order (piece i's segmentation data becomes raw buffer i). */
 static enum iseg_status merge_pieces(struct coco_file *out, struct piece *pc, size_t n) {
-    size_t total = 0;
-    for (size_t i = 0; i < n; i++) total += pc[i].f.n_anns;
-    struct coco_ann *anns = iseg__realloc_array(pc[0].f.anns, total ? total : 1, sizeof(*anns));
-    if (!anns) return ISEG_STATUS_ENOMEM;
-    pc[0].f.anns = anns;
-    size_t k     = pc[0].f.n_anns;
+    struct coco_file *f = &pc[0].f;
     for (size_t i = 1; i < n; i++) {
-        for (size_t j = 0; j < pc[i].f.n_anns; j++) {
-            anns[k]        = pc[i].f.anns[j];
-            anns[k].raw_id = (uint8_t)i;
-            k++;
-        }
-        iseg__free(pc[i].f.anns);
-        pc[i].f.anns   = NULL;
-        pc[i].f.n_anns = 0;
+        struct coco_file *g = &pc[i].f;
+        size_t            k = f->n_anns;
+        if (!append_table((void **)&f->imgs, &f->n_imgs, &f->cap_imgs, g->imgs, g->n_imgs,
+                          sizeof(*g->imgs)) ||
+            !append_table((void **)&f->cats, &f->n_cats, &f->cap_cats, g->cats, g->n_cats,
+                          sizeof(*g->cats)) ||
+            !append_table((void **)&f->anns, &f->n_anns, &f->cap_anns, g->anns, g->n_anns,
+                          sizeof(*g->anns)))
+            return ISEG_STATUS_ENOMEM;
+        for (size_t j = k; j < f->n_anns; j++) f->anns[j].raw_id = (uint8_t)i;
+        f->raw[i] = g->raw[0];
+        memset(&g->raw[0], 0, sizeof(g->raw[0]));
+        g->n_cats = 0; /* the names moved */
+        iseg__coco_file_free(g);
     }
-    *out          = pc[0].f;
-    out->anns     = anns;
-    out->n_anns   = total;
-    out->cap_anns = total;
-    for (size_t i = 1; i < n; i++) {
-        out->raw[i]    = pc[i].f.raw[0];
-        memset(&pc[i].f.raw[0], 0, sizeof(pc[i].f.raw[0]));
-        iseg__coco_file_free(&pc[i].f);
-    }
-    out->n_raw = n;
-    memset(&pc[0].f, 0, sizeof(pc[0].f));
+    f->n_raw = n;
+    *out     = *f;
+    memset(f, 0, sizeof(*f));
     return ISEG_STATUS_OK;
+}
+
+/* Split points of a ground-truth file: the commas between elements of its top-level
+ * "annotations" array, the first one after each multiple of step. An exact scan (strings and
+ * nesting are followed), so the pieces "[0, comma)]}" and "{"annotations":[ (comma, next)]}"
+ * are valid JSON. Returns the number of commas written (at most cap). */
+static size_t scan_gt_splits(int fd, uint64_t size, uint64_t step, uint64_t *commas,
+                             size_t cap) {
+    char     buf[1 << 16], key[16];
+    size_t   n_out = 0, klen = 0;
+    int      depth = 0;
+    bool     in_str = false, esc = false, cap_key = false, after_key = false, is_ann = false;
+    bool     in_ann = false;
+    uint64_t next = step;
+    for (uint64_t off = 0; off < size && n_out < cap;) {
+        ssize_t r = pread(fd, buf, sizeof(buf), (off_t)off);
+        if (r <= 0) break;
+        for (ssize_t i = 0; i < r; i++) {
+            char c = buf[i];
+            if (in_str) {
+                if (esc) esc = false;
+                else if (c == '\\') esc = true;
+                else if (c == '"') {
+                    in_str = false;
+                    if (cap_key) {
+                        cap_key   = false;
+                        after_key = true;
+                        is_ann    = klen == 11 && memcmp(key, "annotations", 11) == 0;
+                    }
+                } else if (cap_key) {
+                    if (klen < sizeof(key)) key[klen++] = c;
+                    else klen = sizeof(key) + 1; /* too long to be a key we want */
+                }
+                continue;
+            }
+            switch (c) {
+            case '"':
+                in_str = true;
+                if (depth == 1 && !after_key) {
+                    cap_key = true;
+                    klen    = 0;
+                }
+                break;
+            case ':': break;
+            case '{':
+            case '[':
+                if (depth == 1 && after_key && is_ann && c == '[' && !in_ann && n_out == 0)
+                    in_ann = true;
+                after_key = false;
+                depth++;
+                break;
+            case '}':
+            case ']':
+                depth--;
+                if (in_ann && depth == 1) return n_out; /* the end of the annotations */
+                break;
+            case ',':
+                if (depth == 1) after_key = false;
+                if (in_ann && depth == 2 && off + (uint64_t)i >= next) {
+                    commas[n_out++] = off + (uint64_t)i;
+                    next            = off + (uint64_t)i + step;
+                    if (n_out == cap) return n_out;
+                }
+                break;
+            case ' ': case '\n': case '\r': case '\t': break;
+            default:
+                if (depth == 1 && after_key) after_key = false; /* a scalar value */
+            }
+        }
+        off += (uint64_t)r;
+    }
+    return in_ann ? 0 : n_out; /* unterminated: let the sequential parse report it */
+}
+
+/* Parse the pieces [p0, p0 + n) of one file and merge them into *out; if any fails, parse
+ * the whole file again sequentially for the exact result or message. */
+static enum iseg_status finish_pieces(struct coco_file *out, struct piece *pc, size_t n,
+                                      const char *path, unsigned mode, char *err,
+                                      size_t errlen) {
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) ok = ok && pc[i].st == ISEG_STATUS_OK;
+    if (ok && n > 1) return merge_pieces(out, pc, n);
+    if (ok) {
+        *out = pc[0].f;
+        memset(&pc[0].f, 0, sizeof(pc[0].f));
+        return ISEG_STATUS_OK;
+    }
+    if (n == 1) {
+        snprintf(err, errlen, "%s", pc[0].err);
+        return pc[0].st;
+    }
+    /* a split guess was wrong, or the file has an error */
+    return iseg__coco_parse(out, path, NULL, 0, mode, err, errlen);
+}
+
+static bool first_char_is(int fd, char want) {
+    char     c = 0;
+    ssize_t  r;
+    uint64_t o = 0;
+    while ((r = pread(fd, &c, 1, (off_t)o)) == 1 &&
+           (c == ' ' || c == '\n' || c == '\r' || c == '\t'))
+        o++;
+    return r == 1 && c == want;
 }
 
 enum iseg_status iseg__coco_parse_pair(struct coco_file *gt, const char *gt_path,
@@ -1157,53 +1269,72 @@ enum iseg_status iseg__coco_parse_pair(struct coco_file *gt, const char *gt_path
     int              nth = iseg__pool_size(pool);
     enum iseg_status st  = ISEG_STATUS_OK;
     struct piece    *pc  = NULL;
-    int              fd  = -1;
-    size_t           np  = 0;
+    int              gfd = -1, dfd = -1;
+    size_t           ng = 0, np = 0;
+    const unsigned   gmode = no_seg, dmode = COCO_PARSE_RESULTS | no_seg;
     memset(gt, 0, sizeof(*gt));
     memset(dt, 0, sizeof(*dt));
-    /* a results array in a regular file can be split; stdin, GT-style objects cannot */
+    /* regular files can be split: a results array at "}, {" guesses, the GT's annotations
+     * array at exact element boundaries; stdin is parsed in one piece */
     struct stat gs, ds;
     uint64_t    gsize = 0, dsize = 0;
-    if (strcmp(gt_path, "-") != 0 && stat(gt_path, &gs) == 0 && S_ISREG(gs.st_mode))
+    if (strcmp(gt_path, "-") != 0 && (gfd = open(gt_path, O_RDONLY)) >= 0 &&
+        fstat(gfd, &gs) == 0 && S_ISREG(gs.st_mode))
         gsize = (uint64_t)gs.st_size;
-    if (strcmp(dt_path, "-") != 0 && (fd = open(dt_path, O_RDONLY)) >= 0 &&
-        fstat(fd, &ds) == 0 && S_ISREG(ds.st_mode))
+    if (strcmp(dt_path, "-") != 0 && (dfd = open(dt_path, O_RDONLY)) >= 0 &&
+        fstat(dfd, &ds) == 0 && S_ISREG(ds.st_mode))
         dsize = (uint64_t)ds.st_size;
     /* yajl handles GT (numbers) about 1.7x slower per byte than results (strings) */
-    uint64_t work   = dsize + gsize * 17 / 10;
-    uint64_t target = work / (uint64_t)(2 * nth) + 1;
+    uint64_t gwork  = gsize * 17 / 10;
+    uint64_t target = (dsize + gwork) / (uint64_t)(2 * nth) + 1;
     if (target < iseg__coco_piece_min) target = iseg__coco_piece_min;
-    size_t max_pieces = nth > 1 && dsize > target ? (size_t)(dsize / target) + 1 : 1;
-    if (max_pieces > COCO_MAX_RAW) max_pieces = COCO_MAX_RAW;
-    pc = iseg__calloc(max_pieces + 1, sizeof(*pc));
+    size_t max_d = nth > 1 && dsize > target && first_char_is(dfd, '[')
+                       ? (size_t)(dsize / target) + 1 : 1;
+    size_t max_g = nth > 1 && gwork > target && first_char_is(gfd, '{')
+                       ? (size_t)(gwork / target) + 1 : 1;
+    if (max_d > COCO_MAX_RAW) max_d = COCO_MAX_RAW;
+    if (max_g > COCO_MAX_RAW) max_g = COCO_MAX_RAW;
+    pc = iseg__calloc(max_g + max_d + 1, sizeof(*pc));
     if (!pc) {
         snprintf(err, errlen, "out of memory");
         st = ISEG_STATUS_ENOMEM;
         goto out;
     }
-    /* piece 0: the ground truth, whole */
-    pc[0].whole = true;
-    pc[0].path  = gt_path;
-    np          = 1;
-    if (max_pieces > 1) {
-        /* first non-blank byte must open an array */
-        char    c = 0;
-        ssize_t r;
-        uint64_t o = 0;
-        while ((r = pread(fd, &c, 1, (off_t)o)) == 1 &&
-               (c == ' ' || c == '\n' || c == '\r' || c == '\t'))
-            o++;
-        if (r != 1 || c != '[') max_pieces = 1;
+    /* ground-truth pieces */
+    uint64_t gsplit[COCO_MAX_RAW];
+    size_t   n_gsplit = max_g > 1 ? scan_gt_splits(gfd, gsize, gsize / max_g + 1, gsplit,
+                                                   max_g - 1)
+                                  : 0;
+    if (n_gsplit == 0) {
+        pc[0].whole = true;
+        pc[0].path  = gt_path;
+        pc[0].mode  = gmode;
+        ng          = 1;
+    } else {
+        uint64_t start = 0;
+        for (size_t i = 0; i <= n_gsplit; i++) {
+            struct piece *p = &pc[ng++];
+            p->path   = gt_path;
+            p->mode   = gmode;
+            p->start  = start;
+            p->end    = i < n_gsplit ? gsplit[i] : UINT64_MAX;
+            p->prefix = i ? "{\"annotations\":[" : NULL;
+            p->suffix = i < n_gsplit ? "]}" : NULL;
+            if (i < n_gsplit) start = gsplit[i] + 1;
+            reset_file(&p->f, gt_path, gmode);
+            p->src = (struct source){.data = NULL, .fd = gfd, .seekable = true};
+        }
     }
-    if (max_pieces > 1) {
-        uint64_t prev_start = 0;
+    /* results pieces */
+    np = ng;
+    if (max_d > 1) {
+        uint64_t    prev_start  = 0;
         const char *prev_prefix = NULL;
-        for (size_t i = 1; i < max_pieces; i++) {
-            uint64_t comma, brace, at = dsize / max_pieces * i;
-            if (at <= prev_start || !find_split(fd, at, dsize, &comma, &brace)) continue;
+        for (size_t i = 1; i < max_d; i++) {
+            uint64_t comma, brace, at = dsize / max_d * i;
+            if (at <= prev_start || !find_split(dfd, at, dsize, &comma, &brace)) continue;
             if (comma <= prev_start) continue;
             struct piece *p = &pc[np++];
-            p->path   = dt_path;
             p->start  = prev_start;
             p->end    = comma;
             p->prefix = prev_prefix;
@@ -1212,49 +1343,37 @@ enum iseg_status iseg__coco_parse_pair(struct coco_file *gt, const char *gt_path
             prev_prefix = "[";
         }
         struct piece *p = &pc[np++];
-        p->path   = dt_path;
         p->start  = prev_start;
         p->end    = UINT64_MAX;
         p->prefix = prev_prefix;
-        p->suffix = NULL;
+        for (size_t i = ng; i < np; i++) {
+            pc[i].path = dt_path;
+            pc[i].mode = dmode;
+            reset_file(&pc[i].f, dt_path, dmode);
+            pc[i].src = (struct source){.data = NULL, .fd = dfd, .seekable = true};
+        }
     } else {
         struct piece *p = &pc[np++];
         p->whole = true;
         p->path  = dt_path;
-    }
-    for (size_t i = 0; i < np; i++) {
-        pc[i].mode = (i > 0 ? COCO_PARSE_RESULTS : 0) | no_seg;
-        if (pc[i].whole) continue;
-        reset_file(&pc[i].f, dt_path, pc[i].mode);
-        pc[i].src = (struct source){.data = NULL, .fd = fd, .seekable = true};
+        p->mode  = dmode;
     }
     iseg__pool_run(pool, np, 1, piece_task, pc);
-    if (pc[0].st != ISEG_STATUS_OK) {
-        snprintf(err, errlen, "%s", pc[0].err);
-        st = pc[0].st;
-        goto out;
+    st = finish_pieces(gt, pc, ng, gt_path, gmode, err, errlen);
+    if (st == ISEG_STATUS_OK && !gt->is_results && gt->n_imgs == 0 && gt->n_anns == 0 &&
+        gt->n_cats == 0) {
+        snprintf(err, errlen,
+                 "%s: no \"images\", \"annotations\" or \"categories\": not COCO ground truth",
+                 gt_path);
+        st = ISEG_STATUS_EFORMAT;
     }
-    *gt      = pc[0].f;
-    memset(&pc[0].f, 0, sizeof(pc[0].f));
-    bool ok  = true;
-    for (size_t i = 1; i < np; i++) ok = ok && pc[i].st == ISEG_STATUS_OK;
-    if (ok && np > 2) st = merge_pieces(dt, pc + 1, np - 1);
-    else if (ok) {
-        *dt = pc[1].f;
-        memset(&pc[1].f, 0, sizeof(pc[1].f));
-    } else if (np == 2) {
-        snprintf(err, errlen, "%s", pc[1].err);
-        st = pc[1].st;
-    } else {
-        /* a split guess was wrong, or the file has an error: parse it again in one piece
-         * for the exact result or message */
-        st = iseg__coco_parse(dt, dt_path, NULL, 0, COCO_PARSE_RESULTS | no_seg, err, errlen);
-    }
+    if (st == ISEG_STATUS_OK) st = finish_pieces(dt, pc + ng, np - ng, dt_path, dmode, err, errlen);
     if (st == ISEG_STATUS_ENOMEM && !err[0]) snprintf(err, errlen, "out of memory");
 out:
     for (size_t i = 0; pc && i < np; i++) iseg__coco_file_free(&pc[i].f);
     iseg__free(pc);
-    if (fd >= 0) close(fd);
+    if (gfd >= 0) close(gfd);
+    if (dfd >= 0) close(dfd);
     if (st != ISEG_STATUS_OK) {
         iseg__coco_file_free(gt);
         iseg__coco_file_free(dt);
