@@ -542,6 +542,31 @@ TEST(results_parsed_in_pieces) {
     ASSERT_OK(iseg_coco_eval_load_files(many, gt, dt));
     ASSERT_OK(iseg_coco_eval_run(many));
     ASSERT(memcmp(iseg_coco_eval_stats(one), iseg_coco_eval_stats(many), 12 * sizeof(double)) == 0);
+    /* a ground truth with an error in the middle of its annotations: the same message */
+    {
+        size_t n;
+        char  *text = test_read_file(gt, &n);
+        char   bad_gt[4096];
+        snprintf(bad_gt, sizeof(bad_gt), "%s/bad_gt.json", test_tmp_dir());
+        char *ann = strstr(text, "\"annotations\"");
+        ASSERT(ann);
+        char *at = strstr(ann + (text + n - ann) / 2, "\"iscrowd\"");
+        ASSERT(at);
+        memcpy(at + 1, "iscrowX", 7); /* that annotation has no iscrowd now */
+        write_text(bad_gt, text);
+        ASSERT_STATUS(iseg_coco_eval_load_files(one, bad_gt, dt), ISEG_STATUS_EFORMAT);
+        ASSERT_STATUS(iseg_coco_eval_load_files(many, bad_gt, dt), ISEG_STATUS_EFORMAT);
+        ASSERT_STREQ(iseg_coco_eval_last_error(one), iseg_coco_eval_last_error(many));
+        ASSERT_STRCONTAINS(iseg_coco_eval_last_error(one), "no \"iscrowd\"");
+        memcpy(at + 1, "iscrowd\"", 8);
+        at[0] = '#'; /* a syntax error */
+        write_text(bad_gt, text);
+        ASSERT_STATUS(iseg_coco_eval_load_files(one, bad_gt, dt), ISEG_STATUS_EFORMAT);
+        ASSERT_STATUS(iseg_coco_eval_load_files(many, bad_gt, dt), ISEG_STATUS_EFORMAT);
+        ASSERT_STREQ(iseg_coco_eval_last_error(one), iseg_coco_eval_last_error(many));
+        ASSERT_STRCONTAINS(iseg_coco_eval_last_error(one), "invalid JSON");
+        free(text);
+    }
     iseg_coco_eval_free(many);
     iseg_coco_eval_free(one);
 
