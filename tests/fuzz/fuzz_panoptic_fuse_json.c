@@ -25,13 +25,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(x)                                                                   \
-    do {                                                                           \
-        if (!(x)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);  \
-            abort();                                                               \
-        }                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 static const char FIXED_IMAGES[] =
     "{\"images\": [{\"id\": 1, \"width\": 7, \"height\": 5, \"file_name\": \"a.jpg\"},"

@@ -23,13 +23,7 @@
 #include "iseg/mask.h"
 #include "rle/rle_impl.h"
 
-#define CHECK(x)                                                                   \
-    do {                                                                           \
-        if (!(x)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);  \
-            abort();                                                               \
-        }                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 #define MAX_POINTS 64
 

@@ -10,13 +10,7 @@
 
 #include "iseg/mask.h"
 
-#define CHECK(x)                                                                   \
-    do {                                                                           \
-        if (!(x)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x);  \
-            abort();                                                               \
-        }                                                                          \
-    } while (0)
+#include "fuzz_check.h"
 
 /* decode only masks up to this many pixels (the fuzzer's memory is limited) */
 #define MAX_DECODE ((uint64_t)1 << 22)
