@@ -824,6 +824,59 @@ else
     skip "real COCO data: $CE/val2014_100_gt.json not found (set ISEG_SHARED_DIR)"
 fi
 
+# ---- iseg panoptic --------------------------------------------------------------------
+begin "panoptic: no subcommand prints usage and exits 2, --help exits 0"
+run panoptic
+want_rc 2
+run panoptic --help
+want_rc 0
+want_has "$OUT" "eval" "panoptic --help"
+end
+
+begin "panoptic: unknown subcommand: exit 2, one error line naming it"
+run panoptic frobnicate
+want_rc 2
+want_err "frobnicate"
+end
+
+for sub in eval fuse convert; do
+    begin "panoptic $sub --help: exit 0"
+    run panoptic "$sub" --help
+    want_rc 0
+    end
+done
+
+begin "panoptic eval: missing ground-truth JSON: exit 2, one error line naming the file"
+run panoptic eval --gt-json "$TMP/nope.json" --gt-dir "$TMP" --pred-json "$TMP/nope2.json" --pred-dir "$TMP"
+want_rc 2
+want_no_stdout
+want_err "nope"
+end
+
+PS=$SHARED/data/panoptic/coco_sample
+if [ -f "$PS/expected_pq.json" ] && command -v python3 >/dev/null 2>&1; then
+    begin "panoptic eval on the real COCO sample: PQ and Boundary PQ equal expected_pq.json"
+    for mode in pq boundary_pq; do
+        extra=""
+        [ "$mode" = boundary_pq ] && extra="--boundary"
+        # shellcheck disable=SC2086
+        run panoptic eval --gt-json "$PS/panoptic_examples.json" --gt-dir "$PS/panoptic_examples" \
+            --pred-json "$PS/perturbed_pred.json" --pred-dir "$PS/perturbed_pred" $extra --json -
+        want_rc 0
+        PQ_DIFF=$(python3 -c '
+import json, sys
+got = json.load(open(sys.argv[1]))
+want = json.load(open(sys.argv[2]))["gt_vs_perturbed"][sys.argv[3]]
+bad = [(g, k) for g in ("All", "Things", "Stuff") for k in ("pq", "sq", "rq", "n")
+       if abs(got[g][k] - want[g][k]) > 1e-12]
+print(" ".join("%s.%s" % b for b in bad))' "$OUT" "$PS/expected_pq.json" "$mode" 2>&1)
+        [ -z "$PQ_DIFF" ] || bad "$mode differs from expected_pq.json: $PQ_DIFF"
+    done
+    end
+else
+    skip "panoptic sample: $PS/expected_pq.json or python3 not found"
+fi
+
 # ---- verdict -------------------------------------------------------------------------
 echo "cli: $PASS passed, $FAIL failed, $SKIP skipped"
 if [ "$FAIL" -ne 0 ]; then
