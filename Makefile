@@ -6,7 +6,7 @@
 BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
-DEBS        = build-essential cmake pkg-config libyajl-dev libspng-dev
+DEBS        = build-essential cmake pkg-config libyajl-dev libspng-dev libdeflate-dev
 DEBS_TEST   = python3 clang libclang-rt-14-dev
 
 .PHONY: all deps build demo test test-sanitize fuzz bench clean

@@ -5,9 +5,11 @@
  *   build-fuzz/fuzz_png -max_total_time=240 /tmp/pngcorpus tests/fuzz/corpus/fuzz_png
  *
  * Hostile input must never crash, leak or read out of bounds. The limits are small so that a
- * 40-byte header cannot ask for gigabytes (which libFuzzer would report as an OOM). Every image
- * that decodes must also survive a write/read round trip unchanged: a cheap differential check
- * of the writer against the reader.
+ * 40-byte header cannot ask for gigabytes (which libFuzzer would report as an OOM). Every input
+ * is decoded twice, by the fast decoder (with libspng behind it) and by libspng alone
+ * (iseg__png_force_slow): both must give the same status and message, and the same pixels.
+ * Every image that decodes must also survive a write/read round trip unchanged: a cheap
+ * differential check of the writer against the reader.
  *
  * libspng itself is not instrumented, so coverage guidance sees only our code; to let random
  * mutations reach past the chunk checksums into the decoder, every chunk CRC is recomputed
@@ -17,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_check.h"
+#include "image/png_impl.h"
 #include "iseg/image.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -56,10 +60,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     lim.max_pixels               = (uint64_t)1 << 20; /* 8 MiB as 16-bit RGBA */
     lim.max_chunk_bytes          = (size_t)1 << 20;
 
-    struct iseg_image img = {0};
-    char              err[256];
+    struct iseg_image img = {0}, slow = {0};
+    char              err[256], err_slow[256];
     enum iseg_status  st = iseg_png_read_mem_limits(buf, size, &lim, &img, err, sizeof(err));
+    iseg__png_force_slow = true;
+    enum iseg_status st_slow =
+        iseg_png_read_mem_limits(buf, size, &lim, &slow, err_slow, sizeof(err_slow));
+    iseg__png_force_slow = false;
     free(buf);
+    CHECK(st == st_slow);
+    if (st == ISEG_STATUS_OK) {
+        CHECK(img.w == slow.w && img.h == slow.h && img.c == slow.c && img.depth == slow.depth);
+        CHECK(memcmp(img.data, slow.data, iseg_image_nbytes(&img)) == 0);
+    } else {
+        CHECK(strcmp(err, err_slow) == 0);
+    }
+    iseg_image_free(&slow);
     if (st != ISEG_STATUS_OK) {
         /* on failure the output is zeroed and the message is a terminated string */
         if (img.data || img.w || img.h || memchr(err, 0, sizeof(err)) == NULL) abort();

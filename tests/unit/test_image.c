@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "iseg/image.h"
+#include "image/png_impl.h"
 #include "iseg/plot.h"
 #include "test.h"
 
@@ -518,6 +519,309 @@ TEST(png_read_limits) {
     free(big);
 }
 
+/* ---- the fast decoder against libspng (src/image/png_impl.h) ---- */
+
+/* Decode with both decoders: same status, same message, same pixels. Returns the fast result
+ * (caller frees) and whether the fast decoder produced it. */
+static enum iseg_status decode_both(const uint8_t *png, size_t n,
+                                    const struct iseg_image_limits *lim,
+                                    struct iseg_image *img, bool *took_fast) {
+    char              e_fast[512] = "", e_slow[512] = "";
+    struct iseg_image slow        = {0};
+    unsigned long     before      = iseg__png_n_fast;
+    enum iseg_status  st = iseg_png_read_mem_limits(png, n, lim, img, e_fast, sizeof(e_fast));
+    if (took_fast) *took_fast = iseg__png_n_fast != before;
+    iseg__png_force_slow = true;
+    enum iseg_status st_slow =
+        iseg_png_read_mem_limits(png, n, lim, &slow, e_slow, sizeof(e_slow));
+    iseg__png_force_slow = false;
+    ASSERT_EQ_INT(st, st_slow);
+    if (st == ISEG_STATUS_OK) assert_same_image(img, &slow);
+    else ASSERT_MSG(strcmp(e_fast, e_slow) == 0, "'%s' vs '%s'", e_fast, e_slow);
+    iseg_image_free(&slow);
+    return st;
+}
+
+static uint8_t paeth_ref(int a, int b, int c) {
+    int p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c);
+    return (uint8_t)(pa <= pb && pa <= pc ? a : pb <= pc ? b : c);
+}
+
+/* Filter h rows of px (file byte order, rowbytes each) with filter (y + shift) % 5 on row y. */
+static uint8_t *filter_rows(const uint8_t *px, uint32_t h, size_t rowbytes, size_t bpp,
+                            int shift, size_t *scan_n) {
+    *scan_n      = (size_t)h * (rowbytes + 1);
+    uint8_t *out = malloc(*scan_n);
+    ASSERT(out);
+    for (uint32_t y = 0; y < h; y++) {
+        const uint8_t *x = px + (size_t)y * rowbytes, *up = y ? x - rowbytes : NULL;
+        uint8_t       *o = out + (size_t)y * (rowbytes + 1);
+        int            f = (int)((y + (uint32_t)shift) % 5);
+        o[0]             = (uint8_t)f;
+        for (size_t i = 0; i < rowbytes; i++) {
+            int a = i >= bpp ? x[i - bpp] : 0, b = up ? up[i] : 0;
+            int c = up && i >= bpp ? up[i - bpp] : 0, pred = 0;
+            if (f == 1) pred = a;
+            if (f == 2) pred = b;
+            if (f == 3) pred = (a + b) / 2;
+            if (f == 4) pred = paeth_ref(a, b, c);
+            o[1 + i] = (uint8_t)(x[i] - pred);
+        }
+    }
+    return out;
+}
+
+/* Like build_png, for the fast decoder's types: the zlib stream split over n_idat IDAT chunks,
+ * with an unknown ancillary chunk before and after them when extra is set. */
+static uint8_t *build_png_split(uint32_t w, uint32_t h, int depth, int ctype,
+                                const uint8_t *scan, size_t scan_n, size_t n_idat, bool extra,
+                                size_t *out_n) {
+    struct bytes b = {0}, z = {0};
+    put_bytes(&b, "\x89PNG\r\n\x1a\n", 8);
+    uint8_t ihdr[13] = {(uint8_t)(w >> 24), (uint8_t)(w >> 16), (uint8_t)(w >> 8), (uint8_t)w,
+                        (uint8_t)(h >> 24), (uint8_t)(h >> 16), (uint8_t)(h >> 8), (uint8_t)h,
+                        (uint8_t)depth, (uint8_t)ctype, 0, 0, 0};
+    put_chunk(&b, "IHDR", ihdr, 13);
+    if (extra) put_chunk(&b, "prVt", (const uint8_t *)"hello", 5);
+    put_zlib_stored(&z, scan, scan_n);
+    size_t off = 0;
+    for (size_t k = 0; k < n_idat; k++) {
+        size_t end = k + 1 == n_idat ? z.n : z.n * (k + 1) / n_idat;
+        put_chunk(&b, "IDAT", z.d + off, end - off);
+        off = end;
+    }
+    if (extra) put_chunk(&b, "zzZz", NULL, 0);
+    put_chunk(&b, "IEND", NULL, 0);
+    free(z.d);
+    *out_n = b.n;
+    return b.d;
+}
+
+/* Recompute the CRC of every complete chunk (after deliberate damage). */
+static void fix_crcs(uint8_t *d, size_t n) {
+    size_t off = 8;
+    while (off + 12 <= n) {
+        uint32_t len = (uint32_t)d[off] << 24 | (uint32_t)d[off + 1] << 16 |
+                       (uint32_t)d[off + 2] << 8 | d[off + 3];
+        if (len > n - off - 12) break;
+        uint32_t crc = crc32_update(0, d + off + 4, (size_t)len + 4);
+        uint8_t *c   = d + off + 8 + len;
+        c[0] = (uint8_t)(crc >> 24), c[1] = (uint8_t)(crc >> 16);
+        c[2] = (uint8_t)(crc >> 8), c[3] = (uint8_t)crc;
+        off += (size_t)len + 12;
+    }
+}
+
+TEST(png_fast_all_types_and_filters) {
+    static const int      CTYPE[4] = {0, 2, 4, 6}, CHANNELS[4] = {1, 3, 2, 4};
+    static const uint32_t DIMS[][2] = {{1, 1}, {1, 9}, {9, 1}, {13, 5}, {31, 11}, {2, 64}};
+    uint64_t              seed      = 99;
+    int                   n_fast    = 0;
+    for (int t = 0; t < 4; t++)
+        for (int depth = 8; depth <= 16; depth += 8)
+            for (size_t d = 0; d < sizeof(DIMS) / sizeof(DIMS[0]); d++)
+                for (int shift = 0; shift < 5; shift++) {
+                    uint32_t w = DIMS[d][0], h = DIMS[d][1];
+                    size_t   bpp = (size_t)CHANNELS[t] * depth / 8, rowbytes = w * bpp;
+                    uint8_t *px  = malloc(rowbytes * h);
+                    ASSERT(px);
+                    /* mostly smooth with some noise, so every predictor branch is taken */
+                    for (size_t i = 0; i < rowbytes * h; i++)
+                        px[i] = (uint8_t)(test_rand(&seed) % 4 ? i * 7 / 3 : test_rand(&seed));
+                    size_t   scan_n, n;
+                    uint8_t *scan = filter_rows(px, h, rowbytes, bpp, shift, &scan_n);
+                    uint8_t *png  = build_png_split(w, h, depth, CTYPE[t], scan, scan_n,
+                                                    1 + (size_t)shift % 3, shift == 4, &n);
+                    struct iseg_image img = {0};
+                    bool              fast;
+                    ASSERT_OK(decode_both(png, n, NULL, &img, &fast));
+                    n_fast += fast;
+                    ASSERT(fast);
+                    ASSERT_EQ_U64(img.c, CHANNELS[t]);
+                    ASSERT_EQ_U64(img.depth, depth);
+                    /* against the source pixels directly */
+                    for (size_t i = 0; i < rowbytes * h; i += depth / 8) {
+                        uint32_t want = depth == 8 ? px[i] : (uint32_t)px[i] << 8 | px[i + 1];
+                        uint32_t got  = depth == 8 ? ((uint8_t *)img.data)[i]
+                                                   : ((uint16_t *)img.data)[i / 2];
+                        ASSERT_EQ_U64(got, want);
+                    }
+                    iseg_image_free(&img);
+                    free(png);
+                    free(scan);
+                    free(px);
+                }
+    ASSERT(n_fast == 4 * 2 * 6 * 5);
+}
+
+/* Files the library writes itself (real deflate streams) take the fast path. */
+TEST(png_fast_written_files) {
+    for (uint32_t c = 1; c <= 4; c++)
+        for (uint32_t depth = 8; depth <= 16; depth += 8) {
+            struct iseg_image img = {0}, back = {0};
+            char              err[256];
+            void             *buf = NULL;
+            size_t            n   = 0;
+            random_image(&img, 57, 33, c, depth, c * 100 + depth);
+            /* a smooth half, so the writer picks a mix of filters */
+            size_t half = iseg_image_nbytes(&img) / 2;
+            for (size_t i = 0; i < half; i++) ((uint8_t *)img.data)[i] = (uint8_t)(i / 5);
+            ASSERT_OK(iseg_png_write_mem(&img, &buf, &n, err, sizeof(err)));
+            bool fast;
+            ASSERT_OK(decode_both(buf, n, NULL, &back, &fast));
+            ASSERT(fast);
+            assert_same_image(&img, &back);
+            iseg_image_free(&back);
+            iseg_image_free(&img);
+            iseg_free(buf);
+        }
+}
+
+/* What the fast decoder leaves to libspng still decodes (and the same either way). */
+TEST(png_fast_declines_unusual) {
+    struct iseg_image img = {0};
+    bool              fast;
+    size_t            n;
+    uint8_t           scan3[7] = {0, 1, 2, 3, 1, 2, 4};
+    uint8_t           key[6]   = {0, 1, 0, 2, 0, 3};
+    uint8_t *png = build_png(2, 1, 8, 2, 0, NULL, 0, key, 6, scan3, sizeof(scan3), &n); /* tRNS */
+    ASSERT_OK(decode_both(png, n, NULL, &img, &fast));
+    ASSERT(!fast);
+    ASSERT_EQ_U64(img.c, 4);
+    iseg_image_free(&img);
+    free(png);
+    uint8_t scan1[2] = {0, 0xB1};
+    png              = build_png(8, 1, 1, 0, 0, NULL, 0, NULL, 0, scan1, 2, &n); /* 1-bit */
+    ASSERT_OK(decode_both(png, n, NULL, &img, &fast));
+    ASSERT(!fast);
+    iseg_image_free(&img);
+    free(png);
+    uint8_t scan_i[2] = {0, 7}; /* interlaced 1x1: one pass */
+    png               = build_png(1, 1, 8, 0, 1, NULL, 0, NULL, 0, scan_i, 2, &n);
+    ASSERT_OK(decode_both(png, n, NULL, &img, &fast));
+    ASSERT(!fast);
+    iseg_image_free(&img);
+    free(png);
+    /* bytes after IEND */
+    uint8_t scan[4] = {0, 1, 2, 3};
+    png             = build_png(3, 1, 8, 0, 0, NULL, 0, NULL, 0, scan, 4, &n);
+    png             = realloc(png, n + 3);
+    memcpy(png + n, "xyz", 3);
+    decode_both(png, n + 3, NULL, &img, NULL);
+    iseg_image_free(&img);
+    free(png);
+}
+
+TEST(png_fast_corrupt) {
+    size_t   n;
+    uint8_t *png = sample_png(&n);
+    struct iseg_image img = {0};
+    bool              fast;
+    char              err[512];
+    ASSERT_OK(decode_both(png, n, NULL, &img, &fast));
+    ASSERT(fast);
+    iseg_image_free(&img);
+    /* a bit flip in IDAT: the CRC catches it */
+    png[50] ^= 0x10;
+    ASSERT_STATUS(decode_both(png, n, NULL, &img, NULL), ISEG_STATUS_EFORMAT);
+    ASSERT_STATUS(iseg_png_read_mem(png, n, &img, err, sizeof(err)), ISEG_STATUS_EFORMAT);
+    ASSERT_STRCONTAINS(err, "corrupt");
+    png[50] ^= 0x10;
+    /* every truncation, through a file so the message names it */
+    const char *path = tmp_path("cut.png");
+    for (size_t cut = 0; cut < n; cut++) {
+        /* (libspng accepts a few cuts inside IEND: both decoders must agree on those too) */
+        enum iseg_status st = decode_both(png, cut, NULL, &img, NULL);
+        iseg_image_free(&img);
+        ASSERT_MSG(cut > n - 12 || st == ISEG_STATUS_EFORMAT, "cut %zu of %zu: %d", cut, n, st);
+        if (cut % 97 == 0 || cut == n - 12) {
+            write_bytes(path, png, cut);
+            ASSERT_STATUS(iseg_png_read(path, &img, err, sizeof(err)), ISEG_STATUS_EFORMAT);
+            ASSERT_STRCONTAINS(err, path);
+        }
+    }
+    /* damage anywhere with the CRCs made valid again: the zlib header, the deflate data, the
+     * Adler-32, IHDR fields, chunk names and lengths */
+    uint8_t *bad = malloc(n);
+    ASSERT(bad);
+    uint64_t seed = 5;
+    for (int k = 0; k < 3000; k++) {
+        memcpy(bad, png, n);
+        size_t at = 8 + (size_t)(k < (int)n - 8 ? k : (int)(test_rand(&seed) % (n - 8)));
+        bad[at] ^= (uint8_t)(1u << (test_rand(&seed) % 8));
+        fix_crcs(bad, n);
+        decode_both(bad, n, NULL, &img, NULL);
+        iseg_image_free(&img);
+    }
+    free(bad);
+    free(png);
+    check_leaks();
+}
+
+TEST(png_fast_bad_streams) {
+    struct iseg_image img = {0};
+    char              err[512];
+    size_t            n;
+    uint8_t scan[9] = {0, 10, 20, 1, 30, 40, 5, 1, 2}; /* 2x1 RGB16: filter 0, then... */
+    /* a filter type above 4 */
+    uint8_t scan_f[7] = {5, 1, 2, 3, 4, 5, 6};
+    uint8_t *png      = build_png(2, 1, 8, 2, 0, NULL, 0, NULL, 0, scan_f, 7, &n);
+    ASSERT_STATUS(decode_both(png, n, NULL, &img, NULL), ISEG_STATUS_EFORMAT);
+    free(png);
+    /* too little and too much image data */
+    png = build_png(2, 1, 8, 2, 0, NULL, 0, NULL, 0, scan, 6, &n);
+    ASSERT_STATUS(decode_both(png, n, NULL, &img, NULL), ISEG_STATUS_EFORMAT);
+    ASSERT_STATUS(iseg_png_read_mem(png, n, &img, err, sizeof(err)), ISEG_STATUS_EFORMAT);
+    ASSERT_STRCONTAINS(err, "<memory>");
+    free(png);
+    png = build_png(2, 1, 8, 2, 0, NULL, 0, NULL, 0, scan, 9, &n);
+    decode_both(png, n, NULL, &img, NULL);
+    iseg_image_free(&img);
+    free(png);
+    /* a bad zlib header and a bad Adler-32, CRCs valid */
+    png = build_png(2, 1, 8, 2, 0, NULL, 0, NULL, 0, scan, 7, &n);
+    size_t idat = 33 + 8; /* the zlib stream starts after IDAT's length and name */
+    ASSERT(memcmp(png + 33 + 4, "IDAT", 4) == 0);
+    png[idat] = 0x79;
+    fix_crcs(png, n);
+    ASSERT_STATUS(decode_both(png, n, NULL, &img, NULL), ISEG_STATUS_EFORMAT);
+    png[idat] = 0x78;
+    size_t adler = idat + 2 + 5 + 7 + 3;
+    png[adler] ^= 1;
+    fix_crcs(png, n);
+    ASSERT_STATUS(decode_both(png, n, NULL, &img, NULL), ISEG_STATUS_EFORMAT);
+    ASSERT_STATUS(iseg_png_read_mem(png, n, &img, err, sizeof(err)), ISEG_STATUS_EFORMAT);
+    ASSERT_STRCONTAINS(err, "corrupt");
+    png[adler] ^= 1;
+    fix_crcs(png, n);
+    ASSERT_OK(decode_both(png, n, NULL, &img, NULL));
+    iseg_image_free(&img);
+    free(png);
+    check_leaks();
+}
+
+TEST(png_fast_limits) {
+    size_t   n;
+    uint8_t *png = sample_png(&n); /* 40 x 30 */
+    struct iseg_image        img = {0};
+    struct iseg_image_limits lim = iseg_image_default_limits();
+    lim.max_pixels               = 40 * 30 - 1;
+    ASSERT_STATUS(decode_both(png, n, &lim, &img, NULL), ISEG_STATUS_ELIMIT);
+    lim            = iseg_image_default_limits();
+    lim.max_width  = 39;
+    ASSERT_STATUS(decode_both(png, n, &lim, &img, NULL), ISEG_STATUS_ELIMIT);
+    lim            = iseg_image_default_limits();
+    lim.max_chunk_bytes = 16; /* IDAT is larger: libspng decides */
+    decode_both(png, n, &lim, &img, NULL);
+    iseg_image_free(&img);
+    free(png);
+    /* a huge header with a valid CRC: refused before any allocation */
+    uint8_t  scan[2] = {0, 0};
+    uint8_t *big     = build_png(100000, 100000, 8, 0, 0, NULL, 0, NULL, 0, scan, 2, &n);
+    ASSERT_STATUS(decode_both(big, n, NULL, &img, NULL), ISEG_STATUS_ELIMIT);
+    free(big);
+}
+
 /* ---- writing failures ---- */
 
 TEST(png_write_unwritable) {
@@ -845,6 +1149,12 @@ TEST_LIST = {
     TEST_ENTRY(png_read_missing),
     TEST_ENTRY(png_read_corrupt),
     TEST_ENTRY(png_read_limits),
+    TEST_ENTRY(png_fast_all_types_and_filters),
+    TEST_ENTRY(png_fast_written_files),
+    TEST_ENTRY(png_fast_declines_unusual),
+    TEST_ENTRY(png_fast_corrupt),
+    TEST_ENTRY(png_fast_bad_streams),
+    TEST_ENTRY(png_fast_limits),
     TEST_ENTRY(png_write_unwritable),
     TEST_ENTRY(png_write_invalid_image),
     TEST_ENTRY(png_and_plot_oom),
