@@ -275,18 +275,20 @@ static void boundary_map(const uint32_t *L, uint32_t *B, uint32_t w, uint32_t h,
                 last_seg  = find_seg(ix, n_ix, v) != SIZE_MAX;
                 have_last = true;
             }
-            for (uint32_t k = a; k < x; k++)
-                flag[k] = last_seg && k >= a + d && (uint64_t)k + d < x;
+            /* flag = inside a segment's horizontal run, at least d pixels from its ends */
+            memset(flag + a, 0, x - a);
+            if (last_seg && (uint64_t)a + 2 * (uint64_t)d < x) memset(flag + a + d, 1, x - a - 2 * d);
         }
+        /* cnt[x] = how many rows up to this one are flagged with the same id (branch-free so
+         * that it vectorises); a pixel d rows up is interior once 2d + 1 rows agree */
         const uint32_t *up = y ? row - w : row;
         for (x = 0; x < w; x++) {
-            if (!flag[x]) {
-                cnt[x] = 0;
-                continue;
-            }
-            cnt[x] = cnt[x] && row[x] == up[x] ? cnt[x] + 1 : 1;
-            if (cnt[x] >= span) B[(size_t)(y - d) * w + x] = mark;
+            uint32_t same = (uint32_t)(row[x] == up[x]);
+            cnt[x]        = (uint32_t)flag[x] * (1 + same * cnt[x]);
         }
+        uint32_t *brow = y >= d ? B + (size_t)(y - d) * w : NULL;
+        for (x = 0; x < w; x++)
+            if (cnt[x] >= span) brow[x] = mark;
     }
 }
 
