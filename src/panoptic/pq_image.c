@@ -220,7 +220,17 @@ static enum iseg_status read_ids(const char *dir, const char *file, struct pq_sc
     uint32_t *out = is_gt ? s->gt : s->pred;
     if (img.c == 3) {
         const uint8_t *px = img.data;
-        for (size_t i = 0; i < npx; i++)
+        size_t         i  = 0;
+        if (ISEG_LITTLE_ENDIAN && npx > 0) {
+            /* one unaligned 4-byte load per pixel (the 4th byte is the next pixel's R, masked
+             * off); the last pixel has no 4th byte and is done below */
+            for (; i + 1 < npx; i++) {
+                uint32_t v;
+                memcpy(&v, px + 3 * i, sizeof(v));
+                out[i] = v & 0xffffffu;
+            }
+        }
+        for (; i < npx; i++)
             out[i] = (uint32_t)px[3 * i] | (uint32_t)px[3 * i + 1] << 8 |
                      (uint32_t)px[3 * i + 2] << 16;
     } else if (img.c == 4) {
