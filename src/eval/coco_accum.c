@@ -204,22 +204,7 @@ enum iseg_status iseg_coco_eval_run(iseg_coco_eval_t ev) {
         return ISEG_STATUS_EBADSTATE;
     }
     ev->err[0] = 0;
-    /* run() may be called again: start from scratch */
-    if (ev->res) {
-        for (size_t i = 0; i < ev->n_eimg; i++) iseg__free(ev->res[i].block);
-        iseg__free(ev->res);
-        ev->res = NULL;
-    }
-    iseg__free(ev->kgrp_start);
-    iseg__free(ev->kgrp);
-    iseg__free(ev->precision);
-    iseg__free(ev->recall);
-    iseg__free(ev->sum_buf);
-    ev->sum_buf    = NULL;
-    ev->kgrp_start = NULL;
-    ev->kgrp       = NULL;
-    ev->precision = ev->recall = NULL;
-    ev->ran                    = false;
+    iseg__coco_free_results(ev); /* run() may be called again: start from scratch */
     double t0 = iseg__now();
     enum iseg_status st = iseg__coco_evaluate(ev);
     double t1 = iseg__now();

@@ -167,7 +167,7 @@ nomem:
     return ISEG_STATUS_ENOMEM;
 }
 
-static void free_results(struct iseg_coco_eval *ev) {
+void iseg__coco_free_results(struct iseg_coco_eval *ev) {
     if (ev->res) {
         for (size_t i = 0; i < ev->n_eimg; i++) iseg__free(ev->res[i].block);
     }
@@ -186,7 +186,7 @@ static void free_results(struct iseg_coco_eval *ev) {
 }
 
 static void free_loaded(struct iseg_coco_eval *ev) {
-    free_results(ev);
+    iseg__coco_free_results(ev);
     iseg__coco_file_free(&ev->gt);
     iseg__coco_file_free(&ev->dt);
     iseg__free(ev->eimg);

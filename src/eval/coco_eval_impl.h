@@ -81,6 +81,9 @@ struct iseg_coco_eval {
 void iseg__ev_error(struct iseg_coco_eval *ev, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* coco_eval.c: free what a run produced (results, groups, precision/recall); safe to repeat */
+void iseg__coco_free_results(struct iseg_coco_eval *ev);
+
 /* coco_prepare.c: index images and categories, check the annotations, build the evaluation
  * set; then prepare every annotation (masks, areas, boxes, boundaries) in parallel. */
 enum iseg_status iseg__coco_index(struct iseg_coco_eval *ev);

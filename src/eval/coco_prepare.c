@@ -73,34 +73,33 @@ static void drop_cat(void *elem) {
     c->name = NULL;
 }
 
-static int32_t find_img(const struct coco_file *gt, int64_t id) {
-    size_t lo = 0, hi = gt->n_imgs;
+/* Binary search for id in a table sorted by an int64 id stored first in each element of
+ * stride bytes (image and category tables, plain id arrays); the index or -1. */
+static int32_t find_id(const void *table, size_t n, size_t stride, int64_t id) {
+    const char *t  = table;
+    size_t      lo = 0, hi = n;
+    int64_t     v;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (gt->imgs[mid].id < id) lo = mid + 1;
+        memcpy(&v, t + mid * stride, sizeof(v));
+        if (v < id) lo = mid + 1;
         else hi = mid;
     }
-    return lo < gt->n_imgs && gt->imgs[lo].id == id ? (int32_t)lo : -1;
+    if (lo == n) return -1;
+    memcpy(&v, t + lo * stride, sizeof(v));
+    return v == id ? (int32_t)lo : -1;
+}
+
+static int32_t find_img(const struct coco_file *gt, int64_t id) {
+    return find_id(gt->imgs, gt->n_imgs, sizeof(*gt->imgs), id);
 }
 
 static int32_t find_cat(const struct coco_file *gt, int64_t id) {
-    size_t lo = 0, hi = gt->n_cats;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (gt->cats[mid].id < id) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < gt->n_cats && gt->cats[lo].id == id ? (int32_t)lo : -1;
+    return find_id(gt->cats, gt->n_cats, sizeof(*gt->cats), id);
 }
 
 static bool in_sorted(const int64_t *v, size_t n, int64_t x) {
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid] < x) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < n && v[lo] == x;
+    return find_id(v, n, sizeof(*v), x) >= 0;
 }
 
 /* Order the annotations of the evaluated images by (image, category, file order) with two
