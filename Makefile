@@ -6,8 +6,8 @@
 BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
-DEBS        = build-essential cmake pkg-config libyajl-dev libspng-dev libdeflate-dev
-DEBS_TEST   = python3 clang libclang-rt-14-dev
+DEBS        = build-essential cmake pkg-config libyajl-dev libspng-dev libdeflate-dev libjpeg62-turbo-dev
+DEBS_TEST   = python3 clang libclang-rt-14-dev python3-torchvision
 
 .PHONY: all deps build demo test test-sanitize fuzz bench clean
 

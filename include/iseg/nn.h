@@ -1,0 +1,228 @@
+/*
+ * nn.h - the operators of the inference engine (f32, NCHW, batch-major), with torch semantics.
+ *
+ *   iseg_engine_t e;
+ *   iseg_engine_init(&e, 0);                               // 0: one thread per CPU
+ *   struct iseg_conv2d_desc d = iseg_conv2d_default_desc(64, 128, 3);   // 3x3, stride 1, pad 1
+ *   iseg_conv2d_t conv;
+ *   iseg_conv2d_init(&conv, &d, weight, bias);             // packs the weights once
+ *   int oh, ow;
+ *   iseg_conv2d_out_hw(&d, h, w, &oh, &ow);
+ *   iseg_conv2d_forward(e, conv, y, x, 1, h, w, NULL, ISEG_ACT_RELU);  // y = relu(conv(x) + b)
+ *   iseg_conv2d_free(conv);
+ *   iseg_engine_free(e);
+ *
+ * Conventions (see ../../shared/STYLE.md 3.7): outputs come first, then inputs, then weights,
+ * then configuration. Every buffer is a contiguous row-major f32 array whose shape is given in a
+ * comment, e.g. x (B, C, H, W). Outputs are written, never accumulated, unless stated. Shape
+ * contracts are checked with ISEG_ASSERT (caller bugs); only allocation can fail at run time.
+ * Each operator has a `_ref` twin: a naive loop nest that is the oracle of the tests.
+ *
+ * Thread-safety: an engine runs one operator at a time (it is not reentrant); the objects made by
+ * the _init functions are read-only after creation and may be shared by engines.
+ */
+#ifndef ISEG_NN_H
+#define ISEG_NN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "iseg.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- engine: thread pool + per-thread scratch ------------------------------------------- */
+
+typedef struct iseg_engine *iseg_engine_t;
+
+/* n_threads <= 0: one per online CPU. ENOMEM. */
+enum iseg_status iseg_engine_init(iseg_engine_t *e, int n_threads);
+void iseg_engine_free(iseg_engine_t e);
+int  iseg_engine_threads(const iseg_engine_t e);
+/* Status of the last operator that failed for lack of memory (scratch growth), then cleared:
+ * operators return void; call this after a sequence of them. */
+enum iseg_status iseg_engine_take_error(iseg_engine_t e);
+
+enum iseg_act {
+    ISEG_ACT_NONE = 0,
+    ISEG_ACT_RELU = 1,
+};
+
+/* ---- GEMM ------------------------------------------------------------------------------ */
+
+/* C (M, N) = A (M, K) . B (K, N) [+ C if accumulate], row-major with leading dimensions
+ * lda, ldb, ldc (in elements). Threaded over the engine. */
+void iseg_sgemm(iseg_engine_t e, int M, int N, int K, const float *A, int lda, const float *B,
+                int ldb, float *C, int ldc, bool accumulate);
+void iseg_sgemm_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                    float *C, int ldc, bool accumulate);
+
+/* ---- convolution ----------------------------------------------------------------------- */
+
+struct iseg_conv2d_desc {
+    int cin, cout;          /* channels in and out */
+    int kh, kw;             /* kernel */
+    int stride_h, stride_w;
+    int pad_h, pad_w;       /* zero padding on both sides */
+    int dil_h, dil_w;       /* dilation */
+    int groups;             /* cin and cout divisible by groups */
+};
+/* k x k, stride 1, padding k/2, dilation 1, 1 group. */
+struct iseg_conv2d_desc iseg_conv2d_default_desc(int cin, int cout, int k);
+/* Output size: (h + 2 pad - dil (k - 1) - 1) / stride + 1 (floor); asserts it is >= 1. */
+void iseg_conv2d_out_hw(const struct iseg_conv2d_desc *d, int h, int w, int *oh, int *ow);
+
+typedef struct iseg_conv2d *iseg_conv2d_t;
+/* weight (cout, cin / groups, kh, kw) as torch stores it; bias (cout) or NULL. Both are copied
+ * (packed for the kernels). EINVAL for an inconsistent desc; ENOMEM. */
+enum iseg_status iseg_conv2d_init(iseg_conv2d_t *c, const struct iseg_conv2d_desc *d,
+                                  const float *weight, const float *bias);
+void iseg_conv2d_free(iseg_conv2d_t c);
+const struct iseg_conv2d_desc *iseg_conv2d_get_desc(const iseg_conv2d_t c);
+/* y (B, cout, oh, ow) = act(conv(x) + bias + residual); x (B, cin, h, w);
+ * residual (B, cout, oh, ow) or NULL. y must not alias x (it may alias residual). */
+void iseg_conv2d_forward(iseg_engine_t e, const iseg_conv2d_t c, float *y, const float *x, int B,
+                         int h, int w, const float *residual, enum iseg_act act);
+void iseg_conv2d_forward_ref(float *y, const float *x, const float *weight, const float *bias,
+                             const struct iseg_conv2d_desc *d, int B, int h, int w,
+                             const float *residual, enum iseg_act act);
+
+/* Transposed convolution (torch ConvTranspose2d); pad_h/w is torch's `padding`, out_pad its
+ * `output_padding`. Output size: (h - 1) stride - 2 pad + dil (k - 1) + out_pad + 1. */
+struct iseg_deconv2d_desc {
+    int cin, cout, kh, kw, stride_h, stride_w, pad_h, pad_w, out_pad_h, out_pad_w, dil_h, dil_w,
+        groups;
+};
+void iseg_deconv2d_out_hw(const struct iseg_deconv2d_desc *d, int h, int w, int *oh, int *ow);
+typedef struct iseg_deconv2d *iseg_deconv2d_t;
+/* weight (cin, cout / groups, kh, kw) as torch stores it; bias (cout) or NULL. */
+enum iseg_status iseg_deconv2d_init(iseg_deconv2d_t *c, const struct iseg_deconv2d_desc *d,
+                                    const float *weight, const float *bias);
+void iseg_deconv2d_free(iseg_deconv2d_t c);
+/* y (B, cout, oh, ow) = act(deconv(x) + bias); x (B, cin, h, w). */
+void iseg_deconv2d_forward(iseg_engine_t e, const iseg_deconv2d_t c, float *y, const float *x,
+                           int B, int h, int w, enum iseg_act act);
+void iseg_deconv2d_forward_ref(float *y, const float *x, const float *weight, const float *bias,
+                               const struct iseg_deconv2d_desc *d, int B, int h, int w,
+                               enum iseg_act act);
+
+/* ---- fully connected ------------------------------------------------------------------- */
+
+typedef struct iseg_linear *iseg_linear_t;
+/* weight (out, in) as torch stores it; bias (out) or NULL. */
+enum iseg_status iseg_linear_init(iseg_linear_t *l, int in, int out, const float *weight,
+                                  const float *bias);
+void iseg_linear_free(iseg_linear_t l);
+/* y (N, out) = act(x (N, in) . weight^T + bias). */
+void iseg_linear_forward(iseg_engine_t e, const iseg_linear_t l, float *y, const float *x, int N,
+                         enum iseg_act act);
+void iseg_linear_forward_ref(float *y, const float *x, const float *weight, const float *bias,
+                             int N, int in, int out, enum iseg_act act);
+
+/* ---- normalisation --------------------------------------------------------------------- */
+
+/* Fold an inference batch norm (or torchvision's FrozenBatchNorm2d) that follows a conv into
+ * the conv, as torchvision computes it: scale = gamma * rsqrt(var + eps), shift = beta -
+ * mean * scale; weight (cout, per_out) rows *= scale; bias_out = bias_in * scale + shift
+ * (bias_in NULL: shift). bias_out (cout). */
+void iseg_bn_fold(float *weight, float *bias_out, const float *bias_in, const float *gamma,
+                  const float *beta, const float *mean, const float *var, float eps, int cout,
+                  size_t per_out);
+/* y (B, C, HW) = (x - mean) / sqrt(var + eps) * gamma + beta (inference batch norm); y may be x. */
+void iseg_batchnorm(float *y, const float *x, const float *gamma, const float *beta,
+                    const float *mean, const float *var, float eps, int B, int C, size_t HW);
+void iseg_batchnorm_ref(float *y, const float *x, const float *gamma, const float *beta,
+                        const float *mean, const float *var, float eps, int B, int C, size_t HW);
+/* Group norm: y (B, C, HW), statistics per (batch, group) in double; gamma/beta (C) or NULL. */
+void iseg_groupnorm(float *y, const float *x, const float *gamma, const float *beta, float eps,
+                    int B, int C, size_t HW, int groups);
+void iseg_groupnorm_ref(float *y, const float *x, const float *gamma, const float *beta,
+                        float eps, int B, int C, size_t HW, int groups);
+
+/* ---- element-wise ---------------------------------------------------------------------- */
+
+void iseg_relu(float *y, const float *x, size_t n);              /* y may be x */
+void iseg_add(float *y, const float *a, const float *b, size_t n); /* y may alias a or b */
+void iseg_sigmoid(float *y, const float *x, size_t n);           /* 1 / (1 + exp(-x)) */
+/* Softmax over the last dimension: y (N, K) from x (N, K); y may be x. */
+void iseg_softmax(float *y, const float *x, size_t N, int K);
+
+/* ---- pooling and resizing -------------------------------------------------------------- */
+
+/* Max pooling (floor mode, padding counts as -inf): y (B, C, oh, ow), x (B, C, h, w),
+ * oh = (h + 2 pad - k) / stride + 1. */
+void iseg_maxpool2d_out_hw(int k, int stride, int pad, int h, int w, int *oh, int *ow);
+void iseg_maxpool2d(float *y, const float *x, int B, int C, int h, int w, int k, int stride,
+                    int pad);
+void iseg_maxpool2d_ref(float *y, const float *x, int B, int C, int h, int w, int k, int stride,
+                        int pad);
+
+/* Nearest resize as torch's interpolate(mode="nearest", size=(oh, ow)):
+ * src = min(floor(dst * (float)in / out), in - 1). y (B, C, oh, ow). */
+void iseg_resize_nearest(float *y, const float *x, int B, int C, int h, int w, int oh, int ow);
+/* y (B, C, oh, ow) += nearest resize of x: the FPN top-down add without a temporary. */
+void iseg_resize_nearest_add(float *y, const float *x, int B, int C, int h, int w, int oh, int ow);
+
+/* Bilinear resize, align_corners=False, no antialias, torch's arithmetic (float):
+ * scale = in / out as float (or 1 / scale_factor when scale_h/scale_w > 0 is given, as torch
+ * does for interpolate(scale_factor=s) without recompute_scale_factor);
+ * src = max(scale * (dst + 0.5) - 0.5, 0); i0 = (int)src; i1 = i0 + (i0 < in - 1);
+ * l1 = src - i0; l0 = 1 - l1. y (B, C, oh, ow). */
+void iseg_resize_bilinear(iseg_engine_t e, float *y, const float *x, int B, int C, int h, int w,
+                          int oh, int ow, float scale_factor_h, float scale_factor_w);
+void iseg_resize_bilinear_ref(float *y, const float *x, int B, int C, int h, int w, int oh,
+                              int ow, float scale_factor_h, float scale_factor_w);
+
+/* ---- detection ops --------------------------------------------------------------------- */
+
+/* RoIAlign (torchvision.ops.roi_align, one image): out (N, C, oh, ow) from feat (C, H, W) and
+ * boxes (N, 4) as x1, y1, x2, y2 in image coordinates. spatial_scale maps them to the feature
+ * map; aligned subtracts half a pixel; sampling_ratio <= 0 means adaptive
+ * (ceil(roi_size / out_size)). */
+void iseg_roi_align(iseg_engine_t e, float *out, const float *feat, const float *boxes, int N,
+                    int C, int H, int W, int oh, int ow, float spatial_scale, int sampling_ratio,
+                    bool aligned);
+void iseg_roi_align_ref(float *out, const float *feat, const float *boxes, int N, int C, int H,
+                        int W, int oh, int ow, float spatial_scale, int sampling_ratio,
+                        bool aligned);
+/* FPN level of each box (torchvision LevelMapper): floor(k0 + log2(sqrt(area) / s0) + eps)
+ * clamped to [k_min, k_max], minus k_min. area = (x2 - x1) (y2 - y1). levels (N). */
+void iseg_roi_levels(int *levels, const float *boxes, int N, int k_min, int k_max,
+                     float canonical_scale, int canonical_level, float eps);
+
+/* Non-maximum suppression (torchvision.ops.nms): visit boxes by score descending (ties by
+ * index), drop a box whose IoU with a kept box is > iou_thresh (areas (x2-x1)(y2-y1)).
+ * keep (N) receives the kept indices in visiting order; returns how many. ENOMEM-free: scratch
+ * is the caller's: order (N) ints. */
+int iseg_nms(int *keep, int *order, const float *boxes, const float *scores, int N,
+             float iou_thresh);
+/* Batched NMS: boxes of different groups (idxs) never suppress each other; keep in order of
+ * decreasing score (ties by index). scratch (2 N) ints. */
+int iseg_batched_nms(int *keep, int *scratch, const float *boxes, const float *scores,
+                     const int *idxs, int N, float iou_thresh);
+int iseg_nms_ref(int *keep, const float *boxes, const float *scores, int N, float iou_thresh);
+
+/* Box coder (torchvision BoxCoder): decode deltas (N, 4) [dx, dy, dw, dh] against ref boxes
+ * (N, 4) with weights (wx, wy, ww, wh); dw, dh clamped at clip (log(1000/16) by default).
+ * out (N, 4) x1 y1 x2 y2. */
+void iseg_box_decode(float *out, const float *deltas, const float *ref, int N,
+                     const float weights[4], float clip);
+/* Inverse: deltas (N, 4) that map ref onto target. */
+void iseg_box_encode(float *deltas, const float *target, const float *ref, int N,
+                     const float weights[4]);
+/* Clamp x to [0, w] and y to [0, h] in place; boxes (N, 4). */
+void iseg_box_clip(float *boxes, int N, float h, float w);
+/* Anchors of one feature level (torchvision AnchorGenerator): for each location (row-major, y
+ * then x) and each ratio r: base = round([-ws, -hs, ws, hs] / 2) with hs = sqrt(r) * size,
+ * ws = (1 / sqrt(r)) * size (float), shifted by (x * stride_w, y * stride_h). out (fh * fw * n_ratios, 4). */
+void iseg_anchors(float *out, float size, const float *ratios, int n_ratios, int fh, int fw,
+                  int stride_h, int stride_w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ISEG_NN_H */
