@@ -5,6 +5,7 @@
 #include "iseg/match.h"
 #include "iseg/image.h"
 #include "iseg/plot.h"
+#include "iseg/viz.h"
 #include "iseg/panoptic.h"
 #include "iseg/panoptic_fuse.h"
 

@@ -183,6 +183,21 @@ enum iseg_status iseg_coco_eval_write_matches(iseg_coco_eval_t ev, const char *p
 enum iseg_status iseg_coco_eval_write_plots(iseg_coco_eval_t ev, const char *dir,
                                             bool per_category);
 
+/* One entry of a COCO file's "images" list. */
+struct iseg_coco_image {
+    int64_t  id;
+    char    *file_name; /* as written in the file ("" when absent) */
+    uint32_t width, height;
+};
+
+/* Read the "images" list of a COCO instances (or panoptic) JSON file, streaming: annotations are
+ * skipped without being stored. *out is allocated by the library (free with
+ * iseg_coco_images_free()). EIO, EFORMAT (not JSON, no "images" list, an image without an
+ * integer "id"), ENOMEM; err receives "<path>: <what>". */
+enum iseg_status iseg_coco_images_read(const char *path, struct iseg_coco_image **out,
+                                       size_t *n, char *err, size_t errlen);
+void iseg_coco_images_free(struct iseg_coco_image *images, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,5 @@
 /*
- * image.h - in-memory raster images and PNG reading/writing.
+ * image.h - in-memory raster images, PNG reading/writing and JPEG reading.
  *
  *   struct iseg_image img = {0};
  *   char err[256];
@@ -110,6 +110,64 @@ enum iseg_status iseg_png_write_mem(const struct iseg_image *img, void **buf, si
  * EINVAL for an invalid image; EIO if the file cannot be written; ENOMEM. */
 enum iseg_status iseg_png_write(const char *path, const struct iseg_image *img, char *err,
                                 size_t errlen);
+
+/* ---- JPEG reading (src/image/jpeg.c, libjpeg-turbo) ----
+ *
+ * Output is always 8-bit: c = 1 for grayscale files, c = 3 (RGB) for everything else. YCbCr
+ * and RGB files decode as libjpeg's defaults give them (ISLOW IDCT, fancy upsampling: the same
+ * pixels as PIL's Image.open().convert("RGB")); CMYK and YCCK files (Adobe-inverted or not) are
+ * converted to RGB with PIL's formula, R = (255 - C) * (255 - K) / 255 rounded. Progressive and
+ * arithmetic-coded files are fine; 12-bit and lossless files give EFORMAT.
+ * EXIF orientation is ignored: pixels come back as stored, as torchvision's read_image() and
+ * PIL's Image.open() do by default (apply ImageOps.exif_transpose on the Python side to match).
+ * Damaged data: a file that ends early (truncated anywhere, even just its final EOI marker) is
+ * EFORMAT "<path>: Premature end of JPEG file", never a half-grey image; other libjpeg warnings
+ * ("Corrupt JPEG data: ... extraneous bytes") are ignored, as PIL and browsers do, and the
+ * pixels libjpeg produces are returned. More than ISEG_JPEG_MAX_SCANS scans is EFORMAT.
+ * The size limits (ELIMIT) are checked on the header, before any image memory is allocated.
+ * libjpeg's own working memory comes from malloc(), not from the iseg_alloc_set() hooks. */
+
+/* Largest number of scans accepted in one JPEG (progressive files have about 10); a bound on
+ * the work a small hostile file can cause. */
+#define ISEG_JPEG_MAX_SCANS 256
+
+/* Read a JPEG file into *out (8-bit, c = 1 or 3; free with iseg_image_free()).
+ * EIO if the file cannot be opened or read; EFORMAT for an empty, non-JPEG, truncated or
+ * corrupt file or an unsupported kind of JPEG; ELIMIT beyond the default limits; ENOMEM.
+ * err receives "<path>: <what is wrong>", e.g. "photo.jpg: Premature end of JPEG file". */
+enum iseg_status iseg_jpeg_read(const char *path, struct iseg_image *out, char *err,
+                                size_t errlen);
+
+/* As iseg_jpeg_read(), from the n bytes at buf (not retained). Messages start with "<memory>". */
+enum iseg_status iseg_jpeg_read_mem(const void *buf, size_t n, struct iseg_image *out,
+                                    char *err, size_t errlen);
+
+/* As iseg_jpeg_read_mem() with caller limits (NULL: the defaults; max_chunk_bytes is unused). */
+enum iseg_status iseg_jpeg_read_mem_limits(const void *buf, size_t n,
+                                           const struct iseg_image_limits *lim,
+                                           struct iseg_image *out, char *err, size_t errlen);
+
+/* ---- any supported format (src/image/convert.c) ---- */
+
+/* Read a PNG or JPEG file, chosen by its content (the PNG signature or the JPEG SOI marker
+ * FF D8 FF), not by its name; otherwise EFORMAT "<path>: not a PNG or JPEG file". Output and
+ * errors as iseg_png_read() / iseg_jpeg_read(). */
+enum iseg_status iseg_image_read(const char *path, struct iseg_image *out, char *err,
+                                 size_t errlen);
+
+/* As iseg_image_read(), from the n bytes at buf (not retained), with caller limits (NULL: the
+ * defaults). Messages start with "<memory>". */
+enum iseg_status iseg_image_read_mem_limits(const void *buf, size_t n,
+                                            const struct iseg_image_limits *lim,
+                                            struct iseg_image *out, char *err, size_t errlen);
+
+/* Convert any valid image (gray, gray+alpha, RGB, RGBA; 8 or 16 bits) to a new 8-bit RGB image
+ * in *out (zeroed or freed; free with iseg_image_free()), as PIL's convert("RGB"): gray is
+ * replicated, alpha is dropped (not composited), 16-bit samples become v >> 8 (PIL does the same
+ * for 16-bit gray+alpha, RGB and RGBA PNGs; for 16-bit gray PIL clamps to 255 instead, which
+ * turns most such images white: we keep v >> 8 there too). An 8-bit RGB input is copied.
+ * in and out must be distinct. EINVAL for an invalid image; ENOMEM. */
+enum iseg_status iseg_image_to_rgb8(struct iseg_image *out, const struct iseg_image *in);
 
 #ifdef __cplusplus
 }

@@ -40,7 +40,9 @@ typedef struct iseg_engine *iseg_engine_t;
 
 /* n_threads <= 0: one per online CPU. ENOMEM. */
 enum iseg_status iseg_engine_init(iseg_engine_t *e, int n_threads);
+/* Join the threads and free the scratch; NULL is fine. */
 void iseg_engine_free(iseg_engine_t e);
+/* Number of threads (including the caller's). Results never depend on it (bit-identical). */
 int  iseg_engine_threads(const iseg_engine_t e);
 /* Status of the last operator that failed for lack of memory (scratch growth), then cleared:
  * operators return void; call this after a sequence of them. */
@@ -57,6 +59,7 @@ enum iseg_act {
  * lda, ldb, ldc (in elements). Threaded over the engine. */
 void iseg_sgemm(iseg_engine_t e, int M, int N, int K, const float *A, int lda, const float *B,
                 int ldb, float *C, int ldc, bool accumulate);
+/* Naive oracle (double accumulation). */
 void iseg_sgemm_ref(int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                     float *C, int ldc, bool accumulate);
 
@@ -80,12 +83,14 @@ typedef struct iseg_conv2d *iseg_conv2d_t;
  * (packed for the kernels). EINVAL for an inconsistent desc; ENOMEM. */
 enum iseg_status iseg_conv2d_init(iseg_conv2d_t *c, const struct iseg_conv2d_desc *d,
                                   const float *weight, const float *bias);
-void iseg_conv2d_free(iseg_conv2d_t c);
+void iseg_conv2d_free(iseg_conv2d_t c); /* NULL is fine */
+/* The descriptor given at init (owned by c). */
 const struct iseg_conv2d_desc *iseg_conv2d_get_desc(const iseg_conv2d_t c);
 /* y (B, cout, oh, ow) = act(conv(x) + bias + residual); x (B, cin, h, w);
  * residual (B, cout, oh, ow) or NULL. y must not alias x (it may alias residual). */
 void iseg_conv2d_forward(iseg_engine_t e, const iseg_conv2d_t c, float *y, const float *x, int B,
                          int h, int w, const float *residual, enum iseg_act act);
+/* Naive oracle on the unpacked torch weight (double accumulation). */
 void iseg_conv2d_forward_ref(float *y, const float *x, const float *weight, const float *bias,
                              const struct iseg_conv2d_desc *d, int B, int h, int w,
                              const float *residual, enum iseg_act act);
@@ -98,13 +103,15 @@ struct iseg_deconv2d_desc {
 };
 void iseg_deconv2d_out_hw(const struct iseg_deconv2d_desc *d, int h, int w, int *oh, int *ow);
 typedef struct iseg_deconv2d *iseg_deconv2d_t;
-/* weight (cin, cout / groups, kh, kw) as torch stores it; bias (cout) or NULL. */
+/* weight (cin, cout / groups, kh, kw) as torch stores it; bias (cout) or NULL. Both are copied
+ * (packed). EINVAL for an inconsistent desc (torch's output_padding rule included); ENOMEM. */
 enum iseg_status iseg_deconv2d_init(iseg_deconv2d_t *c, const struct iseg_deconv2d_desc *d,
                                     const float *weight, const float *bias);
-void iseg_deconv2d_free(iseg_deconv2d_t c);
+void iseg_deconv2d_free(iseg_deconv2d_t c); /* NULL is fine */
 /* y (B, cout, oh, ow) = act(deconv(x) + bias); x (B, cin, h, w). */
 void iseg_deconv2d_forward(iseg_engine_t e, const iseg_deconv2d_t c, float *y, const float *x,
                            int B, int h, int w, enum iseg_act act);
+/* Naive scatter oracle (double accumulation). */
 void iseg_deconv2d_forward_ref(float *y, const float *x, const float *weight, const float *bias,
                                const struct iseg_deconv2d_desc *d, int B, int h, int w,
                                enum iseg_act act);
@@ -112,13 +119,15 @@ void iseg_deconv2d_forward_ref(float *y, const float *x, const float *weight, co
 /* ---- fully connected ------------------------------------------------------------------- */
 
 typedef struct iseg_linear *iseg_linear_t;
-/* weight (out, in) as torch stores it; bias (out) or NULL. */
+/* weight (out, in) as torch stores it; bias (out) or NULL. Both are copied (packed for the
+ * kernel the CPU runs). EINVAL for in or out < 1; ENOMEM. */
 enum iseg_status iseg_linear_init(iseg_linear_t *l, int in, int out, const float *weight,
                                   const float *bias);
-void iseg_linear_free(iseg_linear_t l);
+void iseg_linear_free(iseg_linear_t l); /* NULL is fine */
 /* y (N, out) = act(x (N, in) . weight^T + bias). */
 void iseg_linear_forward(iseg_engine_t e, const iseg_linear_t l, float *y, const float *x, int N,
                          enum iseg_act act);
+/* Naive oracle (double accumulation). */
 void iseg_linear_forward_ref(float *y, const float *x, const float *weight, const float *bias,
                              int N, int in, int out, enum iseg_act act);
 
@@ -134,20 +143,26 @@ void iseg_bn_fold(float *weight, float *bias_out, const float *bias_in, const fl
 /* y (B, C, HW) = (x - mean) / sqrt(var + eps) * gamma + beta (inference batch norm); y may be x. */
 void iseg_batchnorm(float *y, const float *x, const float *gamma, const float *beta,
                     const float *mean, const float *var, float eps, int B, int C, size_t HW);
+/* Oracle: the formula above in double. */
 void iseg_batchnorm_ref(float *y, const float *x, const float *gamma, const float *beta,
                         const float *mean, const float *var, float eps, int B, int C, size_t HW);
 /* Group norm: y (B, C, HW), statistics per (batch, group) in double; gamma/beta (C) or NULL. */
 void iseg_groupnorm(float *y, const float *x, const float *gamma, const float *beta, float eps,
                     int B, int C, size_t HW, int groups);
+/* Oracle: the textbook formula in double (biased variance). */
 void iseg_groupnorm_ref(float *y, const float *x, const float *gamma, const float *beta,
                         float eps, int B, int C, size_t HW, int groups);
 
 /* ---- element-wise ---------------------------------------------------------------------- */
 
-void iseg_relu(float *y, const float *x, size_t n);              /* y may be x */
-void iseg_add(float *y, const float *a, const float *b, size_t n); /* y may alias a or b */
-void iseg_sigmoid(float *y, const float *x, size_t n);           /* 1 / (1 + exp(-x)) */
-/* Softmax over the last dimension: y (N, K) from x (N, K); y may be x. */
+/* y = max(x, 0); y may be x. */
+void iseg_relu(float *y, const float *x, size_t n);
+/* y = a + b; y may alias a or b. */
+void iseg_add(float *y, const float *a, const float *b, size_t n);
+/* y = 1 / (1 + exp(-x)); y may be x. */
+void iseg_sigmoid(float *y, const float *x, size_t n);
+/* Softmax over the last dimension: y (N, K) from x (N, K); y may be x. As torch: subtract the
+ * row max, exponentiate, multiply by the reciprocal of the sum. */
 void iseg_softmax(float *y, const float *x, size_t N, int K);
 
 /* ---- pooling and resizing -------------------------------------------------------------- */
@@ -157,6 +172,7 @@ void iseg_softmax(float *y, const float *x, size_t N, int K);
 void iseg_maxpool2d_out_hw(int k, int stride, int pad, int h, int w, int *oh, int *ow);
 void iseg_maxpool2d(float *y, const float *x, int B, int C, int h, int w, int k, int stride,
                     int pad);
+/* Naive oracle (bit-identical to iseg_maxpool2d). */
 void iseg_maxpool2d_ref(float *y, const float *x, int B, int C, int h, int w, int k, int stride,
                         int pad);
 
@@ -173,6 +189,7 @@ void iseg_resize_nearest_add(float *y, const float *x, int B, int C, int h, int 
  * l1 = src - i0; l0 = 1 - l1. y (B, C, oh, ow). */
 void iseg_resize_bilinear(iseg_engine_t e, float *y, const float *x, int B, int C, int h, int w,
                           int oh, int ow, float scale_factor_h, float scale_factor_w);
+/* Naive oracle: the same arithmetic per pixel, single-threaded. */
 void iseg_resize_bilinear_ref(float *y, const float *x, int B, int C, int h, int w, int oh,
                               int ow, float scale_factor_h, float scale_factor_w);
 
@@ -185,6 +202,7 @@ void iseg_resize_bilinear_ref(float *y, const float *x, int B, int C, int h, int
 void iseg_roi_align(iseg_engine_t e, float *out, const float *feat, const float *boxes, int N,
                     int C, int H, int W, int oh, int ow, float spatial_scale, int sampling_ratio,
                     bool aligned);
+/* Naive oracle: the same per-sample arithmetic, recomputed for every channel. */
 void iseg_roi_align_ref(float *out, const float *feat, const float *boxes, int N, int C, int H,
                         int W, int oh, int ow, float spatial_scale, int sampling_ratio,
                         bool aligned);
@@ -194,15 +212,20 @@ void iseg_roi_levels(int *levels, const float *boxes, int N, int k_min, int k_ma
                      float canonical_scale, int canonical_level, float eps);
 
 /* Non-maximum suppression (torchvision.ops.nms): visit boxes by score descending (ties by
- * index), drop a box whose IoU with a kept box is > iou_thresh (areas (x2-x1)(y2-y1)).
+ * index, NaN first as torch sorts), drop a box whose IoU with a kept box is > iou_thresh (areas
+ * (x2-x1)(y2-y1), float arithmetic as torchvision; torch compares with the threshold as a
+ * double, which differs only when an IoU equals float(thr) and float(thr) > thr).
  * keep (N) receives the kept indices in visiting order; returns how many. ENOMEM-free: scratch
  * is the caller's: order (N) ints. */
 int iseg_nms(int *keep, int *order, const float *boxes, const float *scores, int N,
              float iou_thresh);
 /* Batched NMS: boxes of different groups (idxs) never suppress each other; keep in order of
- * decreasing score (ties by index). scratch (2 N) ints. */
+ * decreasing score (ties by index). IoUs use the boxes' own coordinates (torchvision's
+ * per-group path; its offset trick can round an IoU at the threshold differently).
+ * scratch (2 N) ints. */
 int iseg_batched_nms(int *keep, int *scratch, const float *boxes, const float *scores,
                      const int *idxs, int N, float iou_thresh);
+/* Oracle: repeated arg-max selection, each candidate checked against every kept box. */
 int iseg_nms_ref(int *keep, const float *boxes, const float *scores, int N, float iou_thresh);
 
 /* Box coder (torchvision BoxCoder): decode deltas (N, 4) [dx, dy, dw, dh] against ref boxes

@@ -88,6 +88,7 @@ size_t iseg_arena_used(iseg_arena_t a);
 size_t iseg_arena_peak(iseg_arena_t a);
 /* Rewind: every pointer handed out becomes invalid. */
 void iseg_arena_reset(iseg_arena_t a);
+/* Release every block and the arena; NULL is fine. */
 void iseg_arena_free(iseg_arena_t a);
 
 #ifdef __cplusplus

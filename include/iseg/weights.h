@@ -26,9 +26,11 @@
  * torch.save emits and only the globals that rebuild tensors and containers
  * (torch._utils._rebuild_tensor_v2, collections.OrderedDict, torch.*Storage, ...); anything else
  * is an EFORMAT error naming the global. Nested dictionaries (e.g. {"model": state_dict,
- * "optimizer": ...}) are flattened with dotted names ("model.backbone..."); values that are not
- * tensors (numbers, strings, None) are skipped. Views (offsets, strides) are materialised as
- * contiguous copies.
+ * "optimizer": ...}) are flattened with dotted names ("model.backbone..."), integer keys and
+ * list/tuple positions spelled in decimal ("optimizer.state.0.exp_avg", "anchors.1"); values
+ * that are not tensors (numbers, strings, None, argparse.Namespace, ...) are skipped. Views
+ * (offsets, strides, including stride 0) are materialised as contiguous copies. Tensor order is
+ * the file's: dict insertion order for checkpoints, header order for safetensors.
  *
  * Files are hostile: every size, offset, shape and stride is checked against the file and against
  * ISEG_WEIGHTS_MAX_BYTES; errors are EFORMAT (corrupt), ELIMIT (over a limit), EIO, ENOMEM, and
@@ -77,7 +79,8 @@ struct iseg_weight {
     enum iseg_dtype dtype;
     int             ndim;                        /* 0 (scalar) .. ISEG_WEIGHT_MAX_DIMS */
     int64_t         shape[ISEG_WEIGHT_MAX_DIMS];
-    const void     *data;                        /* contiguous row-major, little-endian */
+    const void     *data;                        /* contiguous row-major, little-endian,
+                                                    64-byte aligned */
     size_t          nbytes;                      /* numel * dtype size */
 };
 
@@ -92,7 +95,8 @@ enum iseg_status iseg_weights_load_mem(iseg_weights_t *w, const void *buf, size_
                                        const char *name, char *err, size_t errlen);
 void iseg_weights_free(iseg_weights_t w);
 
-/* Tensors in file order; iseg_weights_at(w, 0) is the start of an array of all of them. */
+/* Tensors in file order; iseg_weights_at(w, 0) is the start of an array of all of them
+ * (NULL when i >= count). iseg_weights_count(NULL) is 0. */
 size_t iseg_weights_count(const iseg_weights_t w);
 const struct iseg_weight *iseg_weights_at(const iseg_weights_t w, size_t i);
 /* Tensor by exact name, or NULL. */

@@ -36,5 +36,8 @@ int cmd_panoptic(int argc, char **argv);          /* cmd_panoptic.c: dispatch */
 int cmd_panoptic_eval(int argc, char **argv);     /* cmd_panoptic_eval.c */
 int cmd_panoptic_fuse(int argc, char **argv);     /* cmd_panoptic_fuse.c */
 int cmd_panoptic_convert(int argc, char **argv);  /* cmd_panoptic_fuse.c */
+int cmd_convert(int argc, char **argv);           /* cmd_convert.c: weights to safetensors */
+int cmd_predict(int argc, char **argv);           /* cmd_predict.c: Mask R-CNN inference */
+int cmd_dump(int argc, char **argv);              /* cmd_predict.c: intermediate tensors */
 
 #endif /* ISEG_CLI_H */

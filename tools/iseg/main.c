@@ -19,6 +19,9 @@ static const char USAGE[] =
     "commands:\n"
     "  eval      COCO evaluation (AP/AR for segm, bbox, boundary), bit-exact with pycocotools\n"
     "  panoptic  panoptic segmentation: eval (PQ, Boundary PQ), fuse, convert\n"
+    "  predict   Mask R-CNN inference (torchvision weights) to COCO results and overlays\n"
+    "  dump      a model's intermediate tensors on one image, for diffing against torch\n"
+    "  convert   weights (PyTorch .pth, safetensors) to safetensors\n"
     "  version   print the version\n"
     "  help      this text; 'iseg <command> --help' for a command's options\n";
 
@@ -168,6 +171,9 @@ int main(int argc, char **argv) {
     const char *cmd = argv[1];
     if (strcmp(cmd, "eval") == 0) return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "panoptic") == 0) return cmd_panoptic(argc - 1, argv + 1);
+    if (strcmp(cmd, "convert") == 0) return cmd_convert(argc - 1, argv + 1);
+    if (strcmp(cmd, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
+    if (strcmp(cmd, "dump") == 0) return cmd_dump(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("iseg %s\n", iseg_version());
         return 0;

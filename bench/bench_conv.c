@@ -1,0 +1,133 @@
+/* bench_conv.c - convolution throughput on the ResNet-50/FPN shapes of Mask R-CNN at 800x1088.
+ *
+ * Validates the optimised path against iseg_conv2d_forward_ref on a small shape with every
+ * kernel the CPU has (exit 1 on NMSE > 1e-7), then times each shape with 1 and 2 threads
+ * (median of N runs) and prints GFLOP/s (2 flop per multiply-add) against wall time and, for
+ * shared machines, per CPU-second of all threads (the per-core efficiency).
+ *
+ *   bench_conv [reps] [max_threads] */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "iseg/nn.h"
+#include "nn/nn_impl.h"
+
+static float *rnd(size_t n, unsigned *s) {
+    float *p = malloc(n * sizeof(float));
+    if (!p) exit(2);
+    for (size_t i = 0; i < n; i++) {
+        *s = *s * 1664525u + 1013904223u;
+        p[i] = (float)((*s >> 8) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+    }
+    return p;
+}
+
+/* process CPU time: on a shared machine, flop per CPU second estimates the unloaded speed */
+static double cpu_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int validate(void) {
+    unsigned                seed = 1;
+    struct iseg_conv2d_desc d    = iseg_conv2d_default_desc(37, 70, 3);
+    d.stride_h = 2, d.dil_w = 2, d.pad_w = 2;
+    int B = 2, h = 23, w = 31, oh, ow;
+    iseg_conv2d_out_hw(&d, h, w, &oh, &ow);
+    size_t ny = (size_t)B * d.cout * oh * ow;
+    float *wt = rnd((size_t)d.cout * d.cin * 9, &seed), *b = rnd((size_t)d.cout, &seed);
+    float *x = rnd((size_t)B * d.cin * h * w, &seed), *r = rnd(ny, &seed);
+    float *y = malloc(ny * 4), *yr = malloc(ny * 4);
+    iseg_conv2d_forward_ref(yr, x, wt, b, &d, B, h, w, r, ISEG_ACT_RELU);
+    int bad = 0;
+    for (int isa = ISEG_GEMM_ISA_C; isa <= ISEG_GEMM_ISA_AVX512; isa++) {
+        const struct iseg__gemm_kernel *k = iseg__gemm_force((enum iseg__gemm_isa)isa);
+        if ((int)k->isa != isa) continue;
+        iseg_engine_t e;
+        iseg_conv2d_t c;
+        if (iseg_engine_init(&e, 2) || iseg_conv2d_init(&c, &d, wt, b)) exit(2);
+        iseg_conv2d_forward(e, c, y, x, B, h, w, r, ISEG_ACT_RELU);
+        double num = 0, den = 0;
+        for (size_t i = 0; i < ny; i++) {
+            num += ((double)y[i] - yr[i]) * ((double)y[i] - yr[i]);
+            den += (double)yr[i] * yr[i];
+        }
+        printf("validate %-7s NMSE %.3g %s\n", k->name, num / den, num / den <= 1e-7 ? "ok" : "FAIL");
+        bad |= !(num / den <= 1e-7);
+        iseg_conv2d_free(c);
+        iseg_engine_free(e);
+    }
+    iseg__gemm_force(ISEG_GEMM_ISA_AUTO);
+    free(wt), free(b), free(x), free(r), free(y), free(yr);
+    return bad;
+}
+
+struct shape {
+    const char *name;
+    int         cin, cout, k, stride, h, w;
+};
+
+int main(int argc, char **argv) {
+    int reps  = argc > 1 ? atoi(argv[1]) : 5;
+    int max_t = argc > 2 ? atoi(argv[2]) : 2;
+    if (validate()) return 1;
+    static const struct shape shapes[] = {
+        {"stem 3->64 7x7/2 @800x1088", 3, 64, 7, 2, 800, 1088},
+        {"64->64 3x3 @200x272", 64, 64, 3, 1, 200, 272},
+        {"256->256 3x3 @200x272 (FPN P2)", 256, 256, 3, 1, 200, 272},
+        {"256->64 1x1 @200x272", 256, 64, 1, 1, 200, 272},
+        {"128->128 3x3 @100x136", 128, 128, 3, 1, 100, 136},
+        {"1024->256 1x1 @50x68", 1024, 256, 1, 1, 50, 68},
+        {"512->512 3x3 @25x34", 512, 512, 3, 1, 25, 34},
+    };
+    printf("kernel %s, KC %d, reps %d (median)\n", iseg__gemm_kernel()->name, ISEG_GEMM_KC, reps);
+    printf("%-34s %8s %10s %10s %14s\n", "shape", "threads", "ms", "GFLOP/s", "GFLOP/cpu-s");
+    unsigned seed = 5;
+    for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+        const struct shape     *sh = &shapes[s];
+        struct iseg_conv2d_desc d  = iseg_conv2d_default_desc(sh->cin, sh->cout, sh->k);
+        d.stride_h = d.stride_w = sh->stride;
+        int oh, ow;
+        iseg_conv2d_out_hw(&d, sh->h, sh->w, &oh, &ow);
+        float *wt = rnd((size_t)sh->cout * sh->cin * sh->k * sh->k, &seed);
+        float *b  = rnd((size_t)sh->cout, &seed);
+        float *x  = rnd((size_t)sh->cin * sh->h * sh->w, &seed);
+        float *y  = malloc((size_t)sh->cout * oh * ow * sizeof(float));
+        iseg_conv2d_t c;
+        if (!y || iseg_conv2d_init(&c, &d, wt, b)) return 2;
+        double flop = 2.0 * sh->cout * (double)oh * ow * sh->cin * sh->k * sh->k;
+        for (int nt = 1; nt <= max_t; nt++) {
+            iseg_engine_t e;
+            if (iseg_engine_init(&e, nt)) return 2;
+            iseg_conv2d_forward(e, c, y, x, 1, sh->h, sh->w, NULL, ISEG_ACT_RELU); /* warm-up */
+            double t[64], c0 = cpu_now();
+            int    n = reps < 64 ? reps : 64;
+            for (int i = 0; i < n; i++) {
+                double t0 = iseg__now();
+                iseg_conv2d_forward(e, c, y, x, 1, sh->h, sh->w, NULL, ISEG_ACT_RELU);
+                t[i] = iseg__now() - t0;
+            }
+            double cpu = (cpu_now() - c0) / n;
+            qsort(t, (size_t)n, sizeof(double), cmp_d);
+            double med = t[n / 2];
+            printf("%-34s %8d %10.2f %10.1f %14.1f\n", sh->name, nt, med * 1e3, flop / med * 1e-9,
+                   flop / cpu * 1e-9);
+            fflush(stdout);
+            if (iseg_engine_take_error(e)) return 2;
+            iseg_engine_free(e);
+        }
+        iseg_conv2d_free(c);
+        free(wt), free(b), free(x), free(y);
+    }
+    return 0;
+}

@@ -1,0 +1,702 @@
+/* maskrcnn_infer.c - Mask R-CNN inference: transform, backbone, FPN, RPN, RoI heads, pasting.
+ * ref: torchvision/models/detection/{transform,rpn,roi_heads,generalized_rcnn}.py (0.14). */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/maskrcnn_impl.h"
+
+struct iseg_infer {
+    iseg_model_t             m;
+    struct iseg_infer_params p;
+    iseg_engine_t            e;
+    iseg_arena_t             a;
+    iseg_tensor_cb           cb;
+    void                    *cb_user;
+    char                     err[256];
+};
+
+struct iseg_infer_params iseg_infer_default_params(void) {
+    struct iseg_infer_params p;
+    memset(&p, 0, sizeof(p));
+    p.min_size = 800;
+    p.max_size = 1333;
+    p.score_thresh = 0.05f;
+    p.nms_thresh = 0.5f;
+    p.detections_per_img = 100;
+    p.rpn_pre_nms_top_n = 1000;
+    p.rpn_post_nms_top_n = 1000;
+    p.rpn_nms_thresh = 0.7f;
+    p.mask_thresh = 0.5f;
+    p.n_threads = 0;
+    return p;
+}
+
+enum iseg_status iseg_infer_init(iseg_infer_t *ctx, const iseg_model_t m,
+                                 struct iseg_infer_params p) {
+    ISEG_ASSERT(ctx && m);
+    *ctx = NULL;
+    if (p.min_size < 1 || p.max_size < 1 || p.detections_per_img < 0 ||
+        p.rpn_pre_nms_top_n < 1 || p.rpn_post_nms_top_n < 1 || !(p.score_thresh >= 0.0f) ||
+        !(p.nms_thresh >= 0.0f) || !(p.rpn_nms_thresh >= 0.0f) || !(p.mask_thresh >= 0.0f) ||
+        p.min_size > 16384 || p.max_size > 16384)
+        return ISEG_STATUS_EINVAL;
+    struct iseg_infer *c = iseg__calloc(1, sizeof(*c));
+    if (!c) return ISEG_STATUS_ENOMEM;
+    c->m = m;
+    c->p = p;
+    enum iseg_status st = iseg_engine_init(&c->e, p.n_threads);
+    if (!st) st = iseg_arena_init(&c->a);
+    if (st) {
+        iseg_infer_free(c);
+        return st;
+    }
+    *ctx = c;
+    return ISEG_STATUS_OK;
+}
+
+void iseg_infer_free(iseg_infer_t c) {
+    if (!c) return;
+    iseg_engine_free(c->e);
+    iseg_arena_free(c->a);
+    iseg__free(c);
+}
+
+void iseg_infer_set_tensor_cb(iseg_infer_t c, iseg_tensor_cb cb, void *user) {
+    c->cb = cb;
+    c->cb_user = user;
+}
+
+const char *iseg_infer_last_error(const iseg_infer_t c) { return c->err; }
+
+void iseg_detections_free(struct iseg_detections *d) {
+    if (!d) return;
+    for (size_t i = 0; i < d->n; i++) iseg_rle_free(&d->d[i].mask);
+    iseg__free(d->d);
+    memset(d, 0, sizeof(*d));
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static void emit(struct iseg_infer *c, const char *name, const float *data, int ndim,
+                 int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
+    if (!c->cb) return;
+    int64_t shape[4] = {d0, d1, d2, d3};
+    c->cb(name, data, ndim, shape, c->cb_user);
+}
+
+/* A feature map (C, H, W), batch 1. */
+struct fmap {
+    float *d;
+    int    C, H, W;
+};
+
+static float *alloc_f(struct iseg_infer *c, size_t n) {
+    return iseg_arena_alloc_f32(c->a, n ? n : 1);
+}
+
+static bool conv(struct iseg_infer *c, struct fmap *y, const struct fmap *x, iseg_conv2d_t k,
+                 const float *residual, enum iseg_act act) {
+    const struct iseg_conv2d_desc *d = iseg_conv2d_get_desc(k);
+    int oh, ow;
+    iseg_conv2d_out_hw(d, x->H, x->W, &oh, &ow);
+    y->C = d->cout;
+    y->H = oh;
+    y->W = ow;
+    y->d = alloc_f(c, (size_t)y->C * oh * ow);
+    if (!y->d) return false;
+    iseg_conv2d_forward(c->e, k, y->d, x->d, 1, x->H, x->W, residual, act);
+    return true;
+}
+
+/* ---- backbone and FPN --------------------------------------------------------------------- */
+
+static bool backbone(struct iseg_infer *c, const struct fmap *img, struct fmap feats[4]) {
+    const iseg_model_t m = c->m;
+    struct fmap x, pooled;
+    if (!conv(c, &x, img, m->conv1, NULL, ISEG_ACT_RELU)) return false;
+    emit(c, "backbone.stem", x.d, 4, 1, x.C, x.H, x.W);
+    iseg_maxpool2d_out_hw(3, 2, 1, x.H, x.W, &pooled.H, &pooled.W);
+    pooled.C = x.C;
+    pooled.d = alloc_f(c, (size_t)pooled.C * pooled.H * pooled.W);
+    if (!pooled.d) return false;
+    iseg_maxpool2d(pooled.d, x.d, 1, x.C, x.H, x.W, 3, 2, 1);
+    x = pooled;
+    static const int n_blocks[4] = {3, 4, 6, 3};
+    int bi = 0;
+    for (int L = 0; L < 4; L++) {
+        for (int k = 0; k < n_blocks[L]; k++, bi++) {
+            const struct mrcnn_bottleneck *blk = &m->blocks[bi];
+            struct fmap t1, t2, idn = x, out;
+            if (blk->down && !conv(c, &idn, &x, blk->down, NULL, ISEG_ACT_NONE)) return false;
+            if (!conv(c, &t1, &x, blk->conv1, NULL, ISEG_ACT_RELU)) return false;
+            if (!conv(c, &t2, &t1, blk->conv2, NULL, ISEG_ACT_RELU)) return false;
+            if (!conv(c, &out, &t2, blk->conv3, idn.d, ISEG_ACT_RELU)) return false;
+            x = out;
+        }
+        feats[L] = x;
+        char name[32];
+        snprintf(name, sizeof(name), "backbone.layer%d", L + 1);
+        emit(c, name, x.d, 4, 1, x.C, x.H, x.W);
+    }
+    return true;
+}
+
+/* ref: torchvision/ops/feature_pyramid_network.py FeaturePyramidNetwork.forward */
+static bool fpn(struct iseg_infer *c, const struct fmap C[4], struct fmap P[MRCNN_N_LEVELS]) {
+    const iseg_model_t m = c->m;
+    struct fmap inner;
+    if (!conv(c, &inner, &C[3], m->fpn_inner[3], NULL, ISEG_ACT_NONE)) return false;
+    if (!conv(c, &P[3], &inner, m->fpn_layer[3], NULL, ISEG_ACT_NONE)) return false;
+    for (int i = 2; i >= 0; i--) {
+        struct fmap lat;
+        if (!conv(c, &lat, &C[i], m->fpn_inner[i], NULL, ISEG_ACT_NONE)) return false;
+        /* last_inner = lateral + nearest(last_inner, size of lateral) */
+        iseg_resize_nearest_add(lat.d, inner.d, 1, inner.C, inner.H, inner.W, lat.H, lat.W);
+        inner = lat;
+        if (!conv(c, &P[i], &inner, m->fpn_layer[i], NULL, ISEG_ACT_NONE)) return false;
+    }
+    /* LastLevelMaxPool: max_pool2d(P5, kernel 1, stride 2) = every other pixel */
+    struct fmap *p6 = &P[4];
+    p6->C = P[3].C;
+    p6->H = (P[3].H - 1) / 2 + 1;
+    p6->W = (P[3].W - 1) / 2 + 1;
+    p6->d = alloc_f(c, (size_t)p6->C * p6->H * p6->W);
+    if (!p6->d) return false;
+    for (int ch = 0; ch < p6->C; ch++)
+        for (int y = 0; y < p6->H; y++)
+            for (int x = 0; x < p6->W; x++)
+                p6->d[((size_t)ch * p6->H + y) * p6->W + x] =
+                    P[3].d[((size_t)ch * P[3].H + 2 * y) * P[3].W + 2 * x];
+    for (int i = 0; i < MRCNN_N_LEVELS; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "fpn.p%d", i + 2);
+        emit(c, name, P[i].d, 4, 1, P[i].C, P[i].H, P[i].W);
+    }
+    return true;
+}
+
+/* ---- RPN ---------------------------------------------------------------------------------- */
+
+struct scored {
+    float v;
+    int   i;
+};
+
+/* descending value, then ascending index */
+static int cmp_scored_desc(const void *a, const void *b) {
+    const struct scored *x = a, *y = b;
+    if (x->v > y->v) return -1;
+    if (x->v < y->v) return 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* Indices of the k largest values (sorted descending, ties by index): quickselect on the
+ * threshold then a sort of the survivors. s has n entries and is reordered. */
+static void top_k(struct scored *s, int n, int k) {
+    if (k >= n) {
+        qsort(s, (size_t)n, sizeof(*s), cmp_scored_desc);
+        return;
+    }
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        struct scored pivot = s[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (cmp_scored_desc(&s[i], &pivot) < 0) i++;
+            while (cmp_scored_desc(&s[j], &pivot) > 0) j--;
+            if (i <= j) {
+                struct scored t = s[i];
+                s[i] = s[j];
+                s[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (k - 1 <= j) hi = j;
+        else if (k - 1 >= i) lo = i;
+        else break;
+    }
+    qsort(s, (size_t)k, sizeof(*s), cmp_scored_desc);
+}
+
+/* Batched NMS exactly as torchvision.ops.batched_nms dispatches it on the CPU: for up to 1000
+ * boxes (4000 coordinates) the coordinate trick (boxes offset by idx * (max + 1) in float, one
+ * NMS), otherwise one NMS per group. Returns the number kept (keep in score order). */
+static int batched_nms_tv(struct iseg_infer *c, int *keep, const float *boxes,
+                          const float *scores, const int *idxs, int n, float thresh) {
+    if (n == 0) return 0;
+    if ((size_t)n * 4 > 4000) {
+        int *scratch = iseg_arena_alloc(c->a, sizeof(int) * 2 * (size_t)n);
+        if (!scratch) return -1;
+        return iseg_batched_nms(keep, scratch, boxes, scores, idxs, n, thresh);
+    }
+    float maxc = -INFINITY;
+    for (int i = 0; i < 4 * n; i++) maxc = fmaxf(maxc, boxes[i]);
+    float *shifted = alloc_f(c, (size_t)4 * n);
+    int *order = iseg_arena_alloc(c->a, sizeof(int) * (size_t)n);
+    if (!shifted || !order) return -1;
+    for (int i = 0; i < n; i++) {
+        float off = (float)idxs[i] * (maxc + 1.0f);
+        for (int k = 0; k < 4; k++) shifted[4 * i + k] = boxes[4 * i + k] + off;
+    }
+    return iseg_nms(keep, order, shifted, scores, n, thresh);
+}
+
+/* ref: rpn.py RegionProposalNetwork.forward + filter_proposals (test mode).
+ * Writes up to post_nms_top_n proposals (N, 4) in resized-image coordinates. */
+static bool rpn(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], int img_h, int img_w,
+                int pad_h, int pad_w, float **out_boxes, int *out_n) {
+    const iseg_model_t m = c->m;
+    static const float sizes[MRCNN_N_LEVELS] = {32, 64, 128, 256, 512};
+    static const float ratios[MRCNN_N_ANCHORS] = {0.5f, 1.0f, 2.0f};
+    const float clip = (float)log(1000.0 / 16);
+    const float w1[4] = {1, 1, 1, 1};
+    int pre = c->p.rpn_pre_nms_top_n;
+    int cap = 0;
+    for (int l = 0; l < MRCNN_N_LEVELS; l++) {
+        int n = P[l].H * P[l].W * MRCNN_N_ANCHORS;
+        cap += n < pre ? n : pre;
+    }
+    float *boxes = alloc_f(c, (size_t)4 * cap);
+    float *scores = alloc_f(c, (size_t)cap);
+    int *lvl = iseg_arena_alloc(c->a, sizeof(int) * (size_t)cap);
+    float *deltas = alloc_f(c, (size_t)4 * cap);
+    float *anchors = alloc_f(c, (size_t)4 * cap);
+    if (!boxes || !scores || !lvl || !deltas || !anchors) return false;
+    int n = 0;
+    for (int l = 0; l < MRCNN_N_LEVELS; l++) {
+        struct fmap h = P[l], t;
+        for (int i = 0; i < m->n_rpn_conv; i++) {
+            if (!conv(c, &t, &h, m->rpn_conv[i], NULL, ISEG_ACT_RELU)) return false;
+            h = t;
+        }
+        struct fmap o;
+        if (!conv(c, &o, &h, m->rpn_out, NULL, ISEG_ACT_NONE)) return false;
+        char name[32];
+        snprintf(name, sizeof(name), "rpn.head.p%d", l + 2);
+        emit(c, name, o.d, 4, 1, o.C, o.H, o.W);
+        int HW = o.H * o.W, na = HW * MRCNN_N_ANCHORS;
+        struct scored *s = iseg_arena_alloc(c->a, sizeof(*s) * (size_t)na);
+        if (!s) return false;
+        /* objectness (A, H, W) -> flattened (H, W, A) */
+        for (int a = 0; a < MRCNN_N_ANCHORS; a++)
+            for (int p = 0; p < HW; p++) {
+                s[p * MRCNN_N_ANCHORS + a].v = o.d[(size_t)a * HW + p];
+                s[p * MRCNN_N_ANCHORS + a].i = p * MRCNN_N_ANCHORS + a;
+            }
+        int k = na < pre ? na : pre;
+        top_k(s, na, k);
+        float base[MRCNN_N_ANCHORS * 4];
+        iseg_anchors(base, sizes[l], ratios, MRCNN_N_ANCHORS, 1, 1, 1, 1);
+        int stride_h = pad_h / o.H, stride_w = pad_w / o.W;
+        for (int j = 0; j < k; j++) {
+            int idx = s[j].i, a = idx % MRCNN_N_ANCHORS, p = idx / MRCNN_N_ANCHORS;
+            int y = p / o.W, x = p % o.W;
+            float sx = (float)(x * stride_w), sy = (float)(y * stride_h);
+            float *an = anchors + 4 * (n + j);
+            an[0] = sx + base[4 * a + 0];
+            an[1] = sy + base[4 * a + 1];
+            an[2] = sx + base[4 * a + 2];
+            an[3] = sy + base[4 * a + 3];
+            for (int q = 0; q < 4; q++)
+                deltas[4 * (n + j) + q] = o.d[(size_t)(3 + a * 4 + q) * HW + p];
+            scores[n + j] = s[j].v;
+            lvl[n + j] = l;
+        }
+        n += k;
+    }
+    iseg_box_decode(boxes, deltas, anchors, n, w1, clip);
+    iseg_sigmoid(scores, scores, (size_t)n);
+    iseg_box_clip(boxes, n, (float)img_h, (float)img_w);
+    /* remove small boxes (side < 1e-3) and scores < 0 (never: sigmoid), compacting */
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        float w = boxes[4 * i + 2] - boxes[4 * i], hh = boxes[4 * i + 3] - boxes[4 * i + 1];
+        if (!(w >= 1e-3f && hh >= 1e-3f) || !(scores[i] >= 0.0f)) continue;
+        memmove(boxes + 4 * kept, boxes + 4 * i, 4 * sizeof(float));
+        scores[kept] = scores[i];
+        lvl[kept] = lvl[i];
+        kept++;
+    }
+    int *keep = iseg_arena_alloc(c->a, sizeof(int) * (size_t)(kept ? kept : 1));
+    if (!keep) return false;
+    int nk = batched_nms_tv(c, keep, boxes, scores, lvl, kept, c->p.rpn_nms_thresh);
+    if (nk < 0) return false;
+    if (nk > c->p.rpn_post_nms_top_n) nk = c->p.rpn_post_nms_top_n;
+    float *props = alloc_f(c, (size_t)4 * (nk ? nk : 1));
+    if (!props) return false;
+    for (int i = 0; i < nk; i++) memcpy(props + 4 * i, boxes + 4 * keep[i], 4 * sizeof(float));
+    emit(c, "rpn.proposals", props, 2, nk, 4, 1, 1);
+    *out_boxes = props;
+    *out_n = nk;
+    return true;
+}
+
+/* ---- RoI pooling ---------------------------------------------------------------------------- */
+
+/* ref: torchvision/ops/poolers.py MultiScaleRoIAlign over P2..P5: out (N, 256, S, S). */
+static bool roi_pool(struct iseg_infer *c, float *out, const struct fmap P[MRCNN_N_LEVELS],
+                     const float *boxes, int N, int S, int img_h, int img_w) {
+    (void)img_w;
+    if (N == 0) return true;
+    float scales[4];
+    for (int l = 0; l < 4; l++) {
+        /* _infer_scale: 2 ** round(log2(feature size / image size)), from the height */
+        float approx = (float)((double)P[l].H / (double)img_h);
+        scales[l] = (float)pow(2.0, (double)roundf(log2f(approx)));
+    }
+    int k_min = (int)(-log2f(scales[0])), k_max = (int)(-log2f(scales[3]));
+    int *levels = iseg_arena_alloc(c->a, sizeof(int) * (size_t)N);
+    int *idx = iseg_arena_alloc(c->a, sizeof(int) * (size_t)N);
+    float *lb = alloc_f(c, (size_t)4 * N);
+    size_t per = (size_t)256 * S * S;
+    float *tmp = alloc_f(c, per * (size_t)N);
+    if (!levels || !idx || !lb || !tmp) return false;
+    iseg_roi_levels(levels, boxes, N, k_min, k_max, 224.0f, 4, 1e-6f);
+    for (int l = 0; l <= k_max - k_min && l < 4; l++) {
+        int n = 0;
+        for (int i = 0; i < N; i++)
+            if (levels[i] == l) {
+                idx[n] = i;
+                memcpy(lb + 4 * n, boxes + 4 * i, 4 * sizeof(float));
+                n++;
+            }
+        if (!n) continue;
+        iseg_roi_align(c->e, tmp, P[l].d, lb, n, P[l].C, P[l].H, P[l].W, S, S, scales[l], 2,
+                       false);
+        for (int j = 0; j < n; j++) memcpy(out + per * idx[j], tmp + per * j, per * sizeof(float));
+    }
+    return true;
+}
+
+/* ---- RoI heads -------------------------------------------------------------------------------- */
+
+struct det {
+    float box[4]; /* resized-image coordinates */
+    float score;
+    int   label;
+};
+
+/* ref: roi_heads.py RoIHeads.postprocess_detections */
+static bool box_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], const float *props,
+                     int N, int img_h, int img_w, struct det **out, int *out_n) {
+    const iseg_model_t m = c->m;
+    int K = m->num_classes;
+    *out_n = 0;
+    if (N == 0) return true;
+    float *feat = alloc_f(c, (size_t)N * 256 * 49);
+    if (!feat || !roi_pool(c, feat, P, props, N, 7, img_h, img_w)) return false;
+    emit(c, "roi.box_features", feat, 4, N, 256, 7, 7);
+    float *x = feat;
+    for (int i = 0; i < m->n_box_conv; i++) {
+        float *y = alloc_f(c, (size_t)N * 256 * 49);
+        if (!y) return false;
+        iseg_conv2d_forward(c->e, m->box_conv[i], y, x, N, 7, 7, NULL, ISEG_ACT_RELU);
+        x = y;
+    }
+    int in = 256 * 49;
+    for (int i = 0; i < m->n_box_fc; i++) {
+        float *y = alloc_f(c, (size_t)N * m->hidden);
+        if (!y) return false;
+        iseg_linear_forward(c->e, m->box_fc[i], y, x, N, ISEG_ACT_RELU);
+        x = y;
+        in = m->hidden;
+    }
+    (void)in;
+    float *pred = alloc_f(c, (size_t)N * 5 * K);
+    if (!pred) return false;
+    iseg_linear_forward(c->e, m->box_pred, pred, x, N, ISEG_ACT_NONE);
+    emit(c, "roi.box_predictions", pred, 2, N, 5 * K, 1, 1);
+    /* softmax over the K class logits of each row; deltas follow them */
+    float *prob = alloc_f(c, (size_t)N * K);
+    float *deltas = alloc_f(c, (size_t)N * K * 4);
+    float *ref = alloc_f(c, (size_t)N * K * 4);
+    float *dec = alloc_f(c, (size_t)N * K * 4);
+    if (!prob || !deltas || !ref || !dec) return false;
+    for (int i = 0; i < N; i++) {
+        memcpy(prob + (size_t)i * K, pred + (size_t)i * 5 * K, (size_t)K * sizeof(float));
+        memcpy(deltas + (size_t)i * K * 4, pred + (size_t)i * 5 * K + K,
+               (size_t)K * 4 * sizeof(float));
+        for (int k = 0; k < K; k++) memcpy(ref + ((size_t)i * K + k) * 4, props + 4 * i, 16);
+    }
+    iseg_softmax(prob, prob, (size_t)N, K);
+    const float wts[4] = {10, 10, 5, 5};
+    iseg_box_decode(dec, deltas, ref, N * K, wts, (float)log(1000.0 / 16));
+    iseg_box_clip(dec, N * K, (float)img_h, (float)img_w);
+    /* candidates: (proposal, class >= 1) with score > thresh and both sides >= 1e-2 */
+    int cap = N * (K - 1);
+    float *cb = alloc_f(c, (size_t)4 * cap);
+    float *cs = alloc_f(c, (size_t)cap);
+    int *cl = iseg_arena_alloc(c->a, sizeof(int) * (size_t)cap);
+    if (!cb || !cs || !cl) return false;
+    int n = 0;
+    for (int i = 0; i < N; i++)
+        for (int k = 1; k < K; k++) {
+            float s = prob[(size_t)i * K + k];
+            if (!(s > c->p.score_thresh)) continue;
+            const float *b = dec + ((size_t)i * K + k) * 4;
+            if (!(b[2] - b[0] >= 1e-2f && b[3] - b[1] >= 1e-2f)) continue;
+            memcpy(cb + 4 * n, b, 16);
+            cs[n] = s;
+            cl[n] = k;
+            n++;
+        }
+    int *keep = iseg_arena_alloc(c->a, sizeof(int) * (size_t)(n ? n : 1));
+    if (!keep) return false;
+    int nk = batched_nms_tv(c, keep, cb, cs, cl, n, c->p.nms_thresh);
+    if (nk < 0) return false;
+    if (nk > c->p.detections_per_img) nk = c->p.detections_per_img;
+    struct det *d = iseg_arena_alloc(c->a, sizeof(*d) * (size_t)(nk ? nk : 1));
+    if (!d) return false;
+    for (int i = 0; i < nk; i++) {
+        memcpy(d[i].box, cb + 4 * keep[i], 16);
+        d[i].score = cs[keep[i]];
+        d[i].label = cl[keep[i]];
+    }
+    *out = d;
+    *out_n = nk;
+    return true;
+}
+
+/* ref: roi_heads.py mask branch + maskrcnn_inference: probs (D, 28, 28) of each label. */
+static bool mask_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS],
+                      const struct det *d, int D, int img_h, int img_w, float **out) {
+    const iseg_model_t m = c->m;
+    float *boxes = alloc_f(c, (size_t)4 * D);
+    float *x = alloc_f(c, (size_t)D * 256 * 196);
+    if (!boxes || !x) return false;
+    for (int i = 0; i < D; i++) memcpy(boxes + 4 * i, d[i].box, 16);
+    if (!roi_pool(c, x, P, boxes, D, 14, img_h, img_w)) return false;
+    emit(c, "roi.mask_features", x, 4, D, 256, 14, 14);
+    for (int i = 0; i < 4; i++) {
+        float *y = alloc_f(c, (size_t)D * 256 * 196);
+        if (!y) return false;
+        iseg_conv2d_forward(c->e, m->mask_conv[i], y, x, D, 14, 14, NULL, ISEG_ACT_RELU);
+        x = y;
+    }
+    float *up = alloc_f(c, (size_t)D * 256 * 784);
+    float *probs = alloc_f(c, (size_t)D * 784);
+    if (!up || !probs) return false;
+    iseg_deconv2d_forward(c->e, m->mask_deconv, up, x, D, 14, 14, ISEG_ACT_RELU);
+    /* 1x1 logits of the predicted label only */
+    for (int i = 0; i < D; i++) {
+        const float *w = m->mask_logit_w + (size_t)d[i].label * 256;
+        float *o = probs + (size_t)i * 784;
+        const float *f = up + (size_t)i * 256 * 784;
+        for (int p = 0; p < 784; p++) o[p] = 0.0f;
+        for (int ch = 0; ch < 256; ch++) {
+            float wc = w[ch];
+            const float *fc = f + (size_t)ch * 784;
+            for (int p = 0; p < 784; p++) o[p] += wc * fc[p];
+        }
+        float b = m->mask_logit_b[d[i].label];
+        for (int p = 0; p < 784; p++) o[p] += b;
+    }
+    emit(c, "mask.logits", probs, 3, D, 28, 28, 1);
+    iseg_sigmoid(probs, probs, (size_t)D * 784);
+    *out = probs;
+    return true;
+}
+
+/* ---- pasting ---------------------------------------------------------------------------------- */
+
+struct runs {
+    uint32_t *cnts;
+    size_t    m, cap;
+    uint8_t   cur; /* value of the open run */
+};
+
+static bool runs_add(struct runs *r, uint8_t v, uint32_t len) {
+    if (!len) return true;
+    if (v != r->cur) {
+        if (r->m == r->cap) {
+            size_t nc = r->cap ? 2 * r->cap : 64;
+            uint32_t *p = iseg__realloc_array(r->cnts, nc, sizeof(uint32_t));
+            if (!p) return false;
+            r->cnts = p;
+            r->cap = nc;
+        }
+        r->cnts[r->m++] = 0;
+        r->cur = v;
+    }
+    r->cnts[r->m - 1] += len;
+    return true;
+}
+
+/* ref: roi_heads.py paste_masks_in_image (padding 1): the 28x28 probabilities, padded to 30x30,
+ * are resized bilinearly onto the expanded, truncated box and thresholded. Builds the RLE
+ * (column-major) directly. */
+static enum iseg_status paste(struct iseg_rle *out, const float *prob28, const float box[4],
+                              int H, int W, float thresh) {
+    float pad[30 * 30];
+    memset(pad, 0, sizeof(pad));
+    for (int y = 0; y < 28; y++) memcpy(pad + (y + 1) * 30 + 1, prob28 + y * 28, 28 * 4);
+    const float scale = (float)(30.0 / 28.0);
+    float w_half = (box[2] - box[0]) * 0.5f, h_half = (box[3] - box[1]) * 0.5f;
+    float x_c = (box[2] + box[0]) * 0.5f, y_c = (box[3] + box[1]) * 0.5f;
+    w_half *= scale;
+    h_half *= scale;
+    /* .to(int64): truncation toward zero */
+    int64_t bx0 = (int64_t)(x_c - w_half), bx1 = (int64_t)(x_c + w_half);
+    int64_t by0 = (int64_t)(y_c - h_half), by1 = (int64_t)(y_c + h_half);
+    int64_t w = bx1 - bx0 + 1, h = by1 - by0 + 1;
+    if (w < 1) w = 1;
+    if (h < 1) h = 1;
+    int64_t x0 = bx0 > 0 ? bx0 : 0, x1 = bx1 + 1 < W ? bx1 + 1 : W;
+    int64_t y0 = by0 > 0 ? by0 : 0, y1 = by1 + 1 < H ? by1 + 1 : H;
+    /* torch's upsample_bilinear2d, align_corners False: scale = in / out (float) */
+    const float sh = 30.0f / (float)h, sw = 30.0f / (float)w;
+    /* counts start with a (possibly empty) run of zeros */
+    struct runs r = {0};
+    enum iseg_status st = ISEG_STATUS_OK;
+    r.cnts = iseg__malloc_array(64, sizeof(uint32_t));
+    if (!r.cnts) goto oom;
+    r.cap = 64;
+    r.m = 1;
+    r.cnts[0] = 0;
+    r.cur = 0;
+    for (int64_t x = 0; x < W; x++) {
+        if (x < x0 || x >= x1 || y0 >= y1) {
+            if (!runs_add(&r, 0, (uint32_t)H)) goto oom;
+            continue;
+        }
+        int64_t ox = x - bx0; /* column in the resized mask */
+        float srcx = sw * ((float)ox + 0.5f) - 0.5f;
+        if (srcx < 0) srcx = 0;
+        int ix0 = (int)srcx;
+        int ix1 = ix0 + (ix0 < 29 ? 1 : 0);
+        float lx1 = srcx - (float)ix0, lx0 = 1.0f - lx1;
+        if (!runs_add(&r, 0, (uint32_t)y0)) goto oom;
+        for (int64_t y = y0; y < y1; y++) {
+            int64_t oy = y - by0;
+            float srcy = sh * ((float)oy + 0.5f) - 0.5f;
+            if (srcy < 0) srcy = 0;
+            int iy0 = (int)srcy;
+            int iy1 = iy0 + (iy0 < 29 ? 1 : 0);
+            float ly1 = srcy - (float)iy0, ly0 = 1.0f - ly1;
+            float v = ly0 * (lx0 * pad[iy0 * 30 + ix0] + lx1 * pad[iy0 * 30 + ix1]) +
+                      ly1 * (lx0 * pad[iy1 * 30 + ix0] + lx1 * pad[iy1 * 30 + ix1]);
+            if (!runs_add(&r, v > thresh, 1)) goto oom;
+        }
+        if (!runs_add(&r, 0, (uint32_t)(H - y1))) goto oom;
+    }
+    out->h = (uint32_t)H;
+    out->w = (uint32_t)W;
+    out->m = r.m;
+    out->cnts = r.cnts;
+    return st;
+oom:
+    iseg__free(r.cnts);
+    return ISEG_STATUS_ENOMEM;
+}
+
+/* ---- the whole model -------------------------------------------------------------------------- */
+
+static enum iseg_status to_rgb_normalised(struct iseg_infer *c, const struct iseg_image *img,
+                                          float **out) {
+    static const float mean[3] = {0.485f, 0.456f, 0.406f}, stdv[3] = {0.229f, 0.224f, 0.225f};
+    size_t HW = (size_t)img->w * img->h;
+    float *x = alloc_f(c, 3 * HW);
+    if (!x) return ISEG_STATUS_ENOMEM;
+    const uint8_t *px = img->data;
+    for (size_t i = 0; i < HW; i++) {
+        uint8_t rgb[3];
+        const uint8_t *p = px + i * img->c;
+        if (img->c >= 3) {
+            rgb[0] = p[0];
+            rgb[1] = p[1];
+            rgb[2] = p[2];
+        } else {
+            rgb[0] = rgb[1] = rgb[2] = p[0];
+        }
+        for (int ch = 0; ch < 3; ch++)
+            x[ch * HW + i] = ((float)rgb[ch] / 255.0f - mean[ch]) / stdv[ch];
+    }
+    *out = x;
+    return ISEG_STATUS_OK;
+}
+
+enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
+                                struct iseg_detections *out) {
+    ISEG_ASSERT(c && img && out);
+    memset(out, 0, sizeof(*out));
+    c->err[0] = '\0';
+    if (!img->data || img->w < 1 || img->h < 1 || img->c < 1 || img->c > 4 || img->depth != 8) {
+        snprintf(c->err, sizeof(c->err), "image must be 8-bit with 1 to 4 channels");
+        return ISEG_STATUS_EINVAL;
+    }
+    if ((uint64_t)img->w * img->h > ISEG_IMAGE_MAX_PIXELS) {
+        snprintf(c->err, sizeof(c->err), "image of %ux%u pixels is over the limit", img->w,
+                 img->h);
+        return ISEG_STATUS_ELIMIT;
+    }
+    const int H0 = (int)img->h, W0 = (int)img->w;
+    iseg_arena_reset(c->a);
+    enum iseg_status st = ISEG_STATUS_ENOMEM;
+    float *x0;
+    if (to_rgb_normalised(c, img, &x0)) goto oom;
+    /* ref: transform.py _resize_image_and_masks: scale in float32, size floored in double */
+    float mn = (float)(H0 < W0 ? H0 : W0), mx = (float)(H0 > W0 ? H0 : W0);
+    /* python's `800.0 / tensor` is Tensor.__rtruediv__: reciprocal() * 800, in float32 */
+    volatile float r1 = 1.0f / mn, r2 = 1.0f / mx;
+    float s1 = r1 * (float)c->p.min_size, s2 = r2 * (float)c->p.max_size;
+    float scale = s1 < s2 ? s1 : s2;
+    int oh = (int)floor((double)H0 * (double)scale), ow = (int)floor((double)W0 * (double)scale);
+    if (oh < 1 || ow < 1 || oh > 16384 || ow > 16384) {
+        snprintf(c->err, sizeof(c->err), "image of %dx%d pixels resizes to %dx%d", W0, H0, ow,
+                 oh);
+        return ISEG_STATUS_ELIMIT;
+    }
+    int ph = (oh + 31) / 32 * 32, pw = (ow + 31) / 32 * 32;
+    struct fmap in = {alloc_f(c, (size_t)3 * ph * pw), 3, ph, pw};
+    float *rs = alloc_f(c, (size_t)3 * oh * ow);
+    if (!in.d || !rs) goto oom;
+    iseg_resize_bilinear(c->e, rs, x0, 1, 3, H0, W0, oh, ow, 0.0f, 0.0f);
+    memset(in.d, 0, sizeof(float) * 3 * (size_t)ph * pw);
+    for (int ch = 0; ch < 3; ch++)
+        for (int y = 0; y < oh; y++)
+            memcpy(in.d + ((size_t)ch * ph + y) * pw, rs + ((size_t)ch * oh + y) * ow,
+                   (size_t)ow * sizeof(float));
+    emit(c, "input", in.d, 4, 1, 3, ph, pw);
+    struct fmap C[4], P[MRCNN_N_LEVELS];
+    if (!backbone(c, &in, C) || !fpn(c, C, P)) goto oom;
+    float *props;
+    int N;
+    if (!rpn(c, P, oh, ow, ph, pw, &props, &N)) goto oom;
+    struct det *d = NULL;
+    int D = 0;
+    if (!box_head(c, P, props, N, oh, ow, &d, &D)) goto oom;
+    float *probs = NULL;
+    if (D > 0 && !mask_head(c, P, d, D, oh, ow, &probs)) goto oom;
+    if ((st = iseg_engine_take_error(c->e)) != ISEG_STATUS_OK) goto fail;
+    /* ref: transform.py postprocess: boxes * (original / resized), masks pasted */
+    float rh = (float)H0 / (float)oh, rw = (float)W0 / (float)ow;
+    out->h = (uint32_t)H0;
+    out->w = (uint32_t)W0;
+    if (D > 0) {
+        out->d = iseg__calloc((size_t)D, sizeof(*out->d));
+        if (!out->d) goto oom;
+    }
+    for (int i = 0; i < D; i++) {
+        struct iseg_detection *o = &out->d[i];
+        o->box[0] = d[i].box[0] * rw;
+        o->box[1] = d[i].box[1] * rh;
+        o->box[2] = d[i].box[2] * rw;
+        o->box[3] = d[i].box[3] * rh;
+        o->score = d[i].score;
+        o->label = d[i].label;
+        out->n = (size_t)i + 1;
+        st = paste(&o->mask, probs + (size_t)i * 784, o->box, H0, W0, c->p.mask_thresh);
+        if (st) goto fail;
+    }
+    return ISEG_STATUS_OK;
+oom:
+    st = ISEG_STATUS_ENOMEM;
+fail:
+    if (!c->err[0]) snprintf(c->err, sizeof(c->err), "%s", iseg_status_str(st));
+    iseg_detections_free(out);
+    return st;
+}

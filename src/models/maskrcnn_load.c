@@ -1,0 +1,504 @@
+/* maskrcnn_load.c - bind a torchvision Mask R-CNN state dict to the engine's operators.
+ *
+ * Every tensor the architecture needs is looked up by its current torchvision name, then by the
+ * older name of the released checkpoints; its shape and dtype are checked; batch norms are folded
+ * into the preceding convolution (ref: torchvision/ops/misc.py FrozenBatchNorm2d). Tensors left
+ * over (apart from BatchNorm's num_batches_tracked) are reported as unexpected. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "models/maskrcnn_impl.h"
+
+static const char *const arch_names[ISEG_ARCH_COUNT] = {
+    "auto", "maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2"};
+
+const char *iseg_arch_name(enum iseg_arch a) {
+    return (a >= 0 && a < ISEG_ARCH_COUNT) ? arch_names[a] : NULL;
+}
+
+enum iseg_arch iseg_arch_from_name(const char *name) {
+    for (int i = 0; i < ISEG_ARCH_COUNT; i++)
+        if (name && strcmp(name, arch_names[i]) == 0) return (enum iseg_arch)i;
+    return ISEG_ARCH_COUNT;
+}
+
+struct iseg_model_params iseg_model_default_params(void) {
+    struct iseg_model_params p;
+    memset(&p, 0, sizeof(p));
+    p.arch = ISEG_ARCH_AUTO;
+    return p;
+}
+
+enum iseg_arch iseg_model_arch(const iseg_model_t m) { return m->arch; }
+int iseg_model_num_classes(const iseg_model_t m) { return m->num_classes; }
+
+/* ---- the binder --------------------------------------------------------------------------- */
+
+struct binder {
+    iseg_weights_t w;
+    const char    *prefix; /* "" or "model." for {"model": state_dict} checkpoints */
+    bool          *used;   /* per tensor of w */
+    size_t         n;
+    char          *err;
+    size_t         errlen;
+    const char    *path;
+    float         *tmp;    /* conversion scratch */
+    size_t         tmp_cap;
+};
+
+static enum iseg_status fail(struct binder *b, enum iseg_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static enum iseg_status fail(struct binder *b, enum iseg_status st, const char *fmt, ...) {
+    if (b->err && b->errlen) {
+        int k = snprintf(b->err, b->errlen, "%s: ", b->path ? b->path : "<weights>");
+        if (k < 0 || (size_t)k >= b->errlen) return st;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(b->err + k, b->errlen - (size_t)k, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+static const struct iseg_weight *lookup(struct binder *b, const char *name) {
+    char full[256];
+    snprintf(full, sizeof(full), "%s%s", b->prefix, name);
+    const struct iseg_weight *t = iseg_weights_find(b->w, full);
+    if (t) b->used[t - iseg_weights_at(b->w, 0)] = true;
+    return t;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, n - k, "[");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, i ? ",%lld" : "%lld", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+/* Fetch tensor `name` (or `alt`, may be NULL) with the expected shape as f32 into a new buffer.
+ * Missing: EFORMAT unless optional (then *out = NULL and OK). */
+static enum iseg_status fetch(struct binder *b, float **out, const char *name, const char *alt,
+                              bool optional, int ndim, ...) {
+    int64_t shape[4];
+    va_list ap;
+    va_start(ap, ndim);
+    for (int i = 0; i < ndim; i++) shape[i] = va_arg(ap, int64_t);
+    va_end(ap);
+    *out = NULL;
+    const struct iseg_weight *t = lookup(b, name);
+    if (!t && alt) t = lookup(b, alt);
+    char want[96], got[96];
+    shape_str(want, sizeof(want), ndim, shape);
+    if (!t) {
+        if (optional) return ISEG_STATUS_OK;
+        return fail(b, ISEG_STATUS_EFORMAT, "%s%s: missing (expected %s)", b->prefix, name, want);
+    }
+    bool ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
+    if (!ok) {
+        shape_str(got, sizeof(got), t->ndim, t->shape);
+        return fail(b, ISEG_STATUS_EFORMAT, "%s: got %s, expected %s", t->name, got, want);
+    }
+    if (t->dtype != ISEG_DTYPE_F32 && t->dtype != ISEG_DTYPE_F16 && t->dtype != ISEG_DTYPE_BF16 &&
+        t->dtype != ISEG_DTYPE_F64)
+        return fail(b, ISEG_STATUS_EFORMAT, "%s: dtype %s, expected a floating type (F32)",
+                    t->name, iseg_dtype_name(t->dtype));
+    size_t n = iseg_weight_numel(t);
+    float *p = iseg__malloc_array(n ? n : 1, sizeof(float));
+    if (!p) return fail(b, ISEG_STATUS_ENOMEM, "%s: out of memory", t->name);
+    enum iseg_status st = iseg_weight_to_f32(p, t);
+    if (st != ISEG_STATUS_OK) {
+        iseg__free(p);
+        return fail(b, st, "%s: cannot convert to f32", t->name);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) {
+            iseg__free(p);
+            return fail(b, ISEG_STATUS_EFORMAT, "%s: element %zu is not finite", t->name, i);
+        }
+    *out = p;
+    return ISEG_STATUS_OK;
+}
+
+#define TRY(x)                                   \
+    do {                                         \
+        enum iseg_status st_ = (x);              \
+        if (st_ != ISEG_STATUS_OK) return st_;   \
+    } while (0)
+
+/* A conv named `name` (alt: older name) with optional bias, followed by an optional batch norm
+ * `bn` (weight, bias, running_mean, running_var; eps 1e-5), folded into the conv. */
+static enum iseg_status bind_conv(struct binder *b, iseg_conv2d_t *out, const char *name,
+                                  const char *alt, const char *bn, bool bias,
+                                  struct iseg_conv2d_desc d) {
+    char wn[192], wa[192], bnn[192], ban[192];
+    float *w = NULL, *bb = NULL, *g = NULL, *be = NULL, *mu = NULL, *var = NULL;
+    enum iseg_status st;
+    snprintf(wn, sizeof(wn), "%s.weight", name);
+    if (alt) snprintf(wa, sizeof(wa), "%s.weight", alt);
+    st = fetch(b, &w, wn, alt ? wa : NULL, false, 4, (int64_t)d.cout,
+               (int64_t)(d.cin / d.groups), (int64_t)d.kh, (int64_t)d.kw);
+    if (st) goto out;
+    if (bias) {
+        snprintf(bnn, sizeof(bnn), "%s.bias", name);
+        if (alt) snprintf(ban, sizeof(ban), "%s.bias", alt);
+        st = fetch(b, &bb, bnn, alt ? ban : NULL, false, 1, (int64_t)d.cout);
+        if (st) goto out;
+    }
+    if (bn) {
+        float **dst[4] = {&g, &be, &mu, &var};
+        const char *suf[4] = {"weight", "bias", "running_mean", "running_var"};
+        for (int i = 0; i < 4; i++) {
+            snprintf(bnn, sizeof(bnn), "%s.%s", bn, suf[i]);
+            st = fetch(b, dst[i], bnn, NULL, false, 1, (int64_t)d.cout);
+            if (st) goto out;
+        }
+        snprintf(bnn, sizeof(bnn), "%s.num_batches_tracked", bn);
+        (void)lookup(b, bnn); /* training statistic: ignored */
+        float *fb = iseg__malloc_array((size_t)d.cout, sizeof(float));
+        if (!fb) {
+            st = fail(b, ISEG_STATUS_ENOMEM, "%s: out of memory", name);
+            goto out;
+        }
+        iseg_bn_fold(w, fb, bb, g, be, mu, var, 1e-5f, d.cout,
+                     (size_t)(d.cin / d.groups) * (size_t)d.kh * (size_t)d.kw);
+        iseg__free(bb);
+        bb = fb;
+    }
+    st = iseg_conv2d_init(out, &d, w, bb);
+    if (st) fail(b, st, "%s: cannot prepare the convolution", name);
+out:
+    iseg__free(w);
+    iseg__free(bb);
+    iseg__free(g);
+    iseg__free(be);
+    iseg__free(mu);
+    iseg__free(var);
+    return st;
+}
+
+static struct iseg_conv2d_desc conv_desc(int cin, int cout, int k, int stride, int pad) {
+    struct iseg_conv2d_desc d = iseg_conv2d_default_desc(cin, cout, k);
+    d.stride_h = d.stride_w = stride;
+    d.pad_h = d.pad_w = pad;
+    return d;
+}
+
+static enum iseg_status bind_backbone(struct binder *b, iseg_model_t m) {
+    TRY(bind_conv(b, &m->conv1, "backbone.body.conv1", NULL, "backbone.body.bn1", false,
+                  conv_desc(3, 64, 7, 2, 3)));
+    static const int n_blocks[4] = {3, 4, 6, 3};
+    int cin = 64, bi = 0;
+    for (int L = 0; L < 4; L++) {
+        int width = 64 << L, cout = width * 4;
+        for (int k = 0; k < n_blocks[L]; k++, bi++) {
+            struct mrcnn_bottleneck *blk = &m->blocks[bi];
+            int stride = (k == 0 && L > 0) ? 2 : 1;
+            char c[96], n[96];
+            snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv1", L + 1, k);
+            snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn1", L + 1, k);
+            TRY(bind_conv(b, &blk->conv1, c, NULL, n, false, conv_desc(cin, width, 1, 1, 0)));
+            snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv2", L + 1, k);
+            snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn2", L + 1, k);
+            TRY(bind_conv(b, &blk->conv2, c, NULL, n, false,
+                          conv_desc(width, width, 3, stride, 1)));
+            snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv3", L + 1, k);
+            snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn3", L + 1, k);
+            TRY(bind_conv(b, &blk->conv3, c, NULL, n, false, conv_desc(width, cout, 1, 1, 0)));
+            if (k == 0) {
+                snprintf(c, sizeof(c), "backbone.body.layer%d.0.downsample.0", L + 1);
+                snprintf(n, sizeof(n), "backbone.body.layer%d.0.downsample.1", L + 1);
+                TRY(bind_conv(b, &blk->down, c, NULL, n, false,
+                              conv_desc(cin, cout, 1, stride, 0)));
+            }
+            cin = cout;
+        }
+    }
+    return ISEG_STATUS_OK;
+}
+
+static enum iseg_status bind_fpn(struct binder *b, iseg_model_t m) {
+    bool v2 = m->arch == ISEG_ARCH_MASKRCNN_R50_FPN_V2;
+    for (int i = 0; i < 4; i++) {
+        char c[96], alt[96], n[96];
+        snprintf(c, sizeof(c), "backbone.fpn.inner_blocks.%d.0", i);
+        snprintf(alt, sizeof(alt), "backbone.fpn.inner_blocks.%d", i);
+        snprintf(n, sizeof(n), "backbone.fpn.inner_blocks.%d.1", i);
+        TRY(bind_conv(b, &m->fpn_inner[i], c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
+                      conv_desc(256 << i, 256, 1, 1, 0)));
+        snprintf(c, sizeof(c), "backbone.fpn.layer_blocks.%d.0", i);
+        snprintf(alt, sizeof(alt), "backbone.fpn.layer_blocks.%d", i);
+        snprintf(n, sizeof(n), "backbone.fpn.layer_blocks.%d.1", i);
+        TRY(bind_conv(b, &m->fpn_layer[i], c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
+                      conv_desc(256, 256, 3, 1, 1)));
+    }
+    return ISEG_STATUS_OK;
+}
+
+static enum iseg_status bind_rpn(struct binder *b, iseg_model_t m) {
+    bool v2 = m->arch == ISEG_ARCH_MASKRCNN_R50_FPN_V2;
+    m->n_rpn_conv = v2 ? 2 : 1;
+    for (int i = 0; i < m->n_rpn_conv; i++) {
+        char c[64];
+        snprintf(c, sizeof(c), "rpn.head.conv.%d.0", i);
+        TRY(bind_conv(b, &m->rpn_conv[i], c, v2 ? NULL : "rpn.head.conv", NULL, true,
+                      conv_desc(256, 256, 3, 1, 1)));
+    }
+    /* cls_logits (3) and bbox_pred (12) as one 1x1 conv of 15 outputs */
+    float *cw = NULL, *cb = NULL, *bw = NULL, *bb = NULL, *w = NULL, *bias = NULL;
+    enum iseg_status st;
+    if ((st = fetch(b, &cw, "rpn.head.cls_logits.weight", NULL, false, 4, (int64_t)3,
+                    (int64_t)256, (int64_t)1, (int64_t)1)) ||
+        (st = fetch(b, &cb, "rpn.head.cls_logits.bias", NULL, false, 1, (int64_t)3)) ||
+        (st = fetch(b, &bw, "rpn.head.bbox_pred.weight", NULL, false, 4, (int64_t)12,
+                    (int64_t)256, (int64_t)1, (int64_t)1)) ||
+        (st = fetch(b, &bb, "rpn.head.bbox_pred.bias", NULL, false, 1, (int64_t)12)))
+        goto out;
+    w = iseg__malloc_array(15 * 256, sizeof(float));
+    bias = iseg__malloc_array(15, sizeof(float));
+    if (!w || !bias) {
+        st = fail(b, ISEG_STATUS_ENOMEM, "rpn.head: out of memory");
+        goto out;
+    }
+    memcpy(w, cw, 3 * 256 * sizeof(float));
+    memcpy(w + 3 * 256, bw, 12 * 256 * sizeof(float));
+    memcpy(bias, cb, 3 * sizeof(float));
+    memcpy(bias + 3, bb, 12 * sizeof(float));
+    struct iseg_conv2d_desc d = conv_desc(256, 15, 1, 1, 0);
+    st = iseg_conv2d_init(&m->rpn_out, &d, w, bias);
+    if (st) fail(b, st, "rpn.head: cannot prepare the convolution");
+out:
+    iseg__free(cw);
+    iseg__free(cb);
+    iseg__free(bw);
+    iseg__free(bb);
+    iseg__free(w);
+    iseg__free(bias);
+    return st;
+}
+
+static enum iseg_status bind_linear(struct binder *b, iseg_linear_t *out, const char *name,
+                                    int in, int nout) {
+    char wn[128], bn[128];
+    float *w = NULL, *bias = NULL;
+    snprintf(wn, sizeof(wn), "%s.weight", name);
+    snprintf(bn, sizeof(bn), "%s.bias", name);
+    enum iseg_status st = fetch(b, &w, wn, NULL, false, 2, (int64_t)nout, (int64_t)in);
+    if (!st) st = fetch(b, &bias, bn, NULL, false, 1, (int64_t)nout);
+    if (!st) {
+        st = iseg_linear_init(out, in, nout, w, bias);
+        if (st) fail(b, st, "%s: cannot prepare the layer", name);
+    }
+    iseg__free(w);
+    iseg__free(bias);
+    return st;
+}
+
+static enum iseg_status bind_heads(struct binder *b, iseg_model_t m) {
+    bool v2 = m->arch == ISEG_ARCH_MASKRCNN_R50_FPN_V2;
+    int K = m->num_classes;
+    m->hidden = 1024;
+    if (v2) {
+        m->n_box_conv = 4;
+        for (int i = 0; i < 4; i++) {
+            char c[64], n[64];
+            snprintf(c, sizeof(c), "roi_heads.box_head.%d.0", i);
+            snprintf(n, sizeof(n), "roi_heads.box_head.%d.1", i);
+            TRY(bind_conv(b, &m->box_conv[i], c, NULL, n, false, conv_desc(256, 256, 3, 1, 1)));
+        }
+        m->n_box_fc = 1;
+        TRY(bind_linear(b, &m->box_fc[0], "roi_heads.box_head.5", 256 * 7 * 7, 1024));
+    } else {
+        m->n_box_fc = 2;
+        TRY(bind_linear(b, &m->box_fc[0], "roi_heads.box_head.fc6", 256 * 7 * 7, 1024));
+        TRY(bind_linear(b, &m->box_fc[1], "roi_heads.box_head.fc7", 1024, 1024));
+    }
+    /* predictor: cls_score (K) and bbox_pred (4K) fused */
+    float *cw = NULL, *cb = NULL, *bw = NULL, *bb = NULL, *w = NULL, *bias = NULL;
+    enum iseg_status st;
+    if ((st = fetch(b, &cw, "roi_heads.box_predictor.cls_score.weight", NULL, false, 2,
+                    (int64_t)K, (int64_t)1024)) ||
+        (st = fetch(b, &cb, "roi_heads.box_predictor.cls_score.bias", NULL, false, 1,
+                    (int64_t)K)) ||
+        (st = fetch(b, &bw, "roi_heads.box_predictor.bbox_pred.weight", NULL, false, 2,
+                    (int64_t)4 * K, (int64_t)1024)) ||
+        (st = fetch(b, &bb, "roi_heads.box_predictor.bbox_pred.bias", NULL, false, 1,
+                    (int64_t)4 * K)))
+        goto out;
+    w = iseg__malloc_array((size_t)5 * K * 1024, sizeof(float));
+    bias = iseg__malloc_array((size_t)5 * K, sizeof(float));
+    if (!w || !bias) {
+        st = fail(b, ISEG_STATUS_ENOMEM, "roi_heads.box_predictor: out of memory");
+        goto out;
+    }
+    memcpy(w, cw, (size_t)K * 1024 * sizeof(float));
+    memcpy(w + (size_t)K * 1024, bw, (size_t)4 * K * 1024 * sizeof(float));
+    memcpy(bias, cb, (size_t)K * sizeof(float));
+    memcpy(bias + K, bb, (size_t)4 * K * sizeof(float));
+    st = iseg_linear_init(&m->box_pred, 1024, 5 * K, w, bias);
+    if (st) {
+        fail(b, st, "roi_heads.box_predictor: cannot prepare the layer");
+        goto out;
+    }
+    /* mask head */
+    for (int i = 0; i < 4; i++) {
+        char c[64], alt[64], n[64];
+        snprintf(c, sizeof(c), "roi_heads.mask_head.%d.0", i);
+        snprintf(alt, sizeof(alt), "roi_heads.mask_head.mask_fcn%d", i + 1);
+        snprintf(n, sizeof(n), "roi_heads.mask_head.%d.1", i);
+        st = bind_conv(b, &m->mask_conv[i], c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
+                       conv_desc(256, 256, 3, 1, 1));
+        if (st) goto out;
+    }
+    {
+        float *dw = NULL, *db = NULL;
+        st = fetch(b, &dw, "roi_heads.mask_predictor.conv5_mask.weight", NULL, false, 4,
+                   (int64_t)256, (int64_t)256, (int64_t)2, (int64_t)2);
+        if (!st)
+            st = fetch(b, &db, "roi_heads.mask_predictor.conv5_mask.bias", NULL, false, 1,
+                       (int64_t)256);
+        if (!st) {
+            struct iseg_deconv2d_desc d = {256, 256, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 1};
+            st = iseg_deconv2d_init(&m->mask_deconv, &d, dw, db);
+            if (st) fail(b, st, "roi_heads.mask_predictor.conv5_mask: cannot prepare");
+        }
+        iseg__free(dw);
+        iseg__free(db);
+        if (st) goto out;
+    }
+    st = fetch(b, &m->mask_logit_w, "roi_heads.mask_predictor.mask_fcn_logits.weight", NULL,
+               false, 4, (int64_t)K, (int64_t)256, (int64_t)1, (int64_t)1);
+    if (!st)
+        st = fetch(b, &m->mask_logit_b, "roi_heads.mask_predictor.mask_fcn_logits.bias", NULL,
+                   false, 1, (int64_t)K);
+out:
+    iseg__free(cw);
+    iseg__free(cb);
+    iseg__free(bw);
+    iseg__free(bb);
+    iseg__free(w);
+    iseg__free(bias);
+    return st;
+}
+
+void iseg_model_free(iseg_model_t m) {
+    if (!m) return;
+    iseg_conv2d_free(m->conv1);
+    for (int i = 0; i < MRCNN_N_BLOCKS; i++) {
+        iseg_conv2d_free(m->blocks[i].conv1);
+        iseg_conv2d_free(m->blocks[i].conv2);
+        iseg_conv2d_free(m->blocks[i].conv3);
+        iseg_conv2d_free(m->blocks[i].down);
+    }
+    for (int i = 0; i < 4; i++) {
+        iseg_conv2d_free(m->fpn_inner[i]);
+        iseg_conv2d_free(m->fpn_layer[i]);
+        iseg_conv2d_free(m->box_conv[i]);
+        iseg_conv2d_free(m->mask_conv[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        iseg_conv2d_free(m->rpn_conv[i]);
+        iseg_linear_free(m->box_fc[i]);
+    }
+    iseg_conv2d_free(m->rpn_out);
+    iseg_linear_free(m->box_pred);
+    iseg_deconv2d_free(m->mask_deconv);
+    iseg__free(m->mask_logit_w);
+    iseg__free(m->mask_logit_b);
+    iseg__free(m);
+}
+
+static enum iseg_status init_from_weights(iseg_model_t *out, const iseg_weights_t w,
+                                          struct iseg_model_params p, const char *path,
+                                          char *err, size_t errlen) {
+    *out = NULL;
+    if (err && errlen) err[0] = '\0';
+    struct binder b = {.w = w, .prefix = "", .err = err, .errlen = errlen, .path = path};
+    if (p.arch < 0 || p.arch >= ISEG_ARCH_COUNT)
+        return fail(&b, ISEG_STATUS_EINVAL, "unknown architecture %d", (int)p.arch);
+    b.n = iseg_weights_count(w);
+    if (!iseg_weights_find(w, "backbone.body.conv1.weight")) {
+        static const char *const prefixes[] = {"model.", "state_dict.", "module."};
+        for (size_t i = 0; i < sizeof(prefixes) / sizeof(*prefixes); i++) {
+            char name[64];
+            snprintf(name, sizeof(name), "%sbackbone.body.conv1.weight", prefixes[i]);
+            if (iseg_weights_find(w, name)) b.prefix = prefixes[i];
+        }
+    }
+    enum iseg_arch arch = p.arch;
+    {
+        char n5[96], n6[96];
+        snprintf(n5, sizeof(n5), "%sroi_heads.box_head.5.weight", b.prefix);
+        snprintf(n6, sizeof(n6), "%sroi_heads.box_head.fc6.weight", b.prefix);
+        bool has5 = iseg_weights_find(w, n5) != NULL, has6 = iseg_weights_find(w, n6) != NULL;
+        if (arch == ISEG_ARCH_AUTO) {
+            if (has5) arch = ISEG_ARCH_MASKRCNN_R50_FPN_V2;
+            else if (has6) arch = ISEG_ARCH_MASKRCNN_R50_FPN;
+            else
+                return fail(&b, ISEG_STATUS_EFORMAT,
+                            "not a Mask R-CNN state dict (neither roi_heads.box_head.fc6.weight "
+                            "nor roi_heads.box_head.5.weight found; %zu tensors)", b.n);
+        }
+    }
+    char cs[96];
+    snprintf(cs, sizeof(cs), "%sroi_heads.box_predictor.cls_score.weight", b.prefix);
+    const struct iseg_weight *cls = iseg_weights_find(w, cs);
+    if (!cls || cls->ndim != 2 || cls->shape[0] < 2 || cls->shape[0] > 100000)
+        return fail(&b, ISEG_STATUS_EFORMAT,
+                    "roi_heads.box_predictor.cls_score.weight: missing or not (K, 1024)");
+    iseg_model_t m = iseg__calloc(1, sizeof(*m));
+    b.used = iseg__calloc(b.n ? b.n : 1, sizeof(bool));
+    if (!m || !b.used) {
+        iseg__free(m);
+        iseg__free(b.used);
+        return fail(&b, ISEG_STATUS_ENOMEM, "out of memory");
+    }
+    m->arch = arch;
+    m->num_classes = (int)cls->shape[0];
+    enum iseg_status st;
+    if ((st = bind_backbone(&b, m)) || (st = bind_fpn(&b, m)) || (st = bind_rpn(&b, m)) ||
+        (st = bind_heads(&b, m)))
+        goto fail;
+    size_t plen = strlen(b.prefix);
+    for (size_t i = 0; i < b.n; i++) {
+        const struct iseg_weight *t = iseg_weights_at(w, i);
+        if (b.used[i] || strncmp(t->name, b.prefix, plen) != 0) continue;
+        const char *nb = strstr(t->name, "num_batches_tracked");
+        if (nb && nb[strlen("num_batches_tracked")] == '\0') continue;
+        char got[96];
+        shape_str(got, sizeof(got), t->ndim, t->shape);
+        st = fail(&b, ISEG_STATUS_EFORMAT, "%s: unexpected tensor %s for %s", t->name, got,
+                  iseg_arch_name(arch));
+        goto fail;
+    }
+    iseg__free(b.used);
+    *out = m;
+    return ISEG_STATUS_OK;
+fail:
+    iseg__free(b.used);
+    iseg_model_free(m);
+    return st;
+}
+
+enum iseg_status iseg_model_init_from_weights(iseg_model_t *m, const iseg_weights_t w,
+                                              struct iseg_model_params p, char *err,
+                                              size_t errlen) {
+    ISEG_ASSERT(m && w);
+    return init_from_weights(m, w, p, NULL, err, errlen);
+}
+
+enum iseg_status iseg_model_init_from_file(iseg_model_t *m, const char *path,
+                                           struct iseg_model_params p, char *err,
+                                           size_t errlen) {
+    ISEG_ASSERT(m && path);
+    *m = NULL;
+    iseg_weights_t w = NULL;
+    enum iseg_status st = iseg_weights_load(&w, path, err, errlen);
+    if (st) return st;
+    st = init_from_weights(m, w, p, path, err, errlen);
+    iseg_weights_free(w);
+    return st;
+}

@@ -1,0 +1,193 @@
+/* deconv2d.c - transposed convolution (torch ConvTranspose2d) as GEMM + col2im:
+ * cols (cout/g kh kw, h w) = W_g^T . x_g, then every output pixel gathers its contributions
+ * in a fixed (ky, kx) order, plus bias and ReLU. Images are processed in slices so that the
+ * column buffer stays bounded. */
+#include <string.h>
+
+#include "nn/nn_impl.h"
+
+#define COLS_MAX_FLOATS ((size_t)8 << 20) /* 32 MiB of columns per slice (at least 1 image) */
+
+struct iseg_deconv2d {
+    struct iseg_deconv2d_desc d;
+    int                       M, K; /* per group: cout/g kh kw, cin/g */
+    float                    *pa;
+    size_t                    pa_gs;
+    float                    *bias;
+};
+
+void iseg_deconv2d_out_hw(const struct iseg_deconv2d_desc *d, int h, int w, int *oh, int *ow) {
+    *oh = (h - 1) * d->stride_h - 2 * d->pad_h + d->dil_h * (d->kh - 1) + d->out_pad_h + 1;
+    *ow = (w - 1) * d->stride_w - 2 * d->pad_w + d->dil_w * (d->kw - 1) + d->out_pad_w + 1;
+    ISEG_ASSERT(*oh >= 1 && *ow >= 1);
+}
+
+enum iseg_status iseg_deconv2d_init(iseg_deconv2d_t *out, const struct iseg_deconv2d_desc *d,
+                                    const float *weight, const float *bias) {
+    ISEG_ASSERT(out && d && weight);
+    *out = NULL;
+    if (d->cin < 1 || d->cout < 1 || d->kh < 1 || d->kw < 1 || d->stride_h < 1 ||
+        d->stride_w < 1 || d->pad_h < 0 || d->pad_w < 0 || d->dil_h < 1 || d->dil_w < 1 ||
+        d->groups < 1 || d->cin % d->groups || d->cout % d->groups || d->out_pad_h < 0 ||
+        d->out_pad_w < 0 ||
+        (d->out_pad_h >= d->stride_h && d->out_pad_h >= d->dil_h) ||
+        (d->out_pad_w >= d->stride_w && d->out_pad_w >= d->dil_w))
+        return ISEG_STATUS_EINVAL;
+    struct iseg_deconv2d *c = iseg__calloc(1, sizeof(*c));
+    if (!c) return ISEG_STATUS_ENOMEM;
+    c->d     = *d;
+    c->M     = d->cout / d->groups * d->kh * d->kw;
+    c->K     = d->cin / d->groups;
+    c->pa_gs = iseg__gemm_packed_a_size(c->M, c->K);
+    c->pa    = iseg__malloc_array(c->pa_gs * (size_t)d->groups, sizeof(float));
+    if (!c->pa) goto fail;
+    /* weight (cin, cout/g, kh, kw): group g's A (M, K) is element (m, k) = W[g K + k][m] */
+    for (int g = 0; g < d->groups; g++)
+        iseg__gemm_pack_a(c->pa + g * c->pa_gs, weight + (size_t)g * c->K * c->M, (size_t)c->M,
+                          true, c->M, c->K);
+    if (bias) {
+        c->bias = iseg__malloc_array((size_t)d->cout, sizeof(float));
+        if (!c->bias) goto fail;
+        memcpy(c->bias, bias, (size_t)d->cout * sizeof(float));
+    }
+    *out = c;
+    return ISEG_STATUS_OK;
+fail:
+    iseg_deconv2d_free(c);
+    return ISEG_STATUS_ENOMEM;
+}
+
+void iseg_deconv2d_free(iseg_deconv2d_t c) {
+    if (!c) return;
+    iseg__free(c->pa);
+    iseg__free(c->bias);
+    iseg__free(c);
+}
+
+struct dense {
+    const float *x; /* (B, cin, h w) */
+    size_t       hw, bs, gs;
+};
+
+static void pack_x(const void *vctx, int b, int g, float *dst, int k0, int kc, int n0, int nc,
+                   int nr) {
+    const struct dense *s  = vctx;
+    const float        *xg = s->x + (size_t)b * s->bs + (size_t)g * s->gs;
+    for (int p = 0; p < nc; p += nr) {
+        int    nv = nc - p < nr ? nc - p : nr;
+        float *dp = dst + (size_t)p * kc;
+        for (int k = 0; k < kc; k++, dp += nr) {
+            memcpy(dp, xg + (size_t)(k0 + k) * s->hw + (size_t)(n0 + p), (size_t)nv * sizeof(float));
+            for (int j = nv; j < nr; j++) dp[j] = 0.0f;
+        }
+    }
+}
+
+struct col2im {
+    const struct iseg_deconv2d *c;
+    const float                *cols; /* (nb, cout kh kw, h w) */
+    float                      *y;    /* (nb, cout, oh, ow) */
+    int                         h, w, oh, ow;
+    bool                        relu;
+};
+
+/* one (image, output channel) plane; per pixel the taps are summed in (ky, kx) order */
+static void col2im_task(void *vctx, size_t item, int ith) {
+    const struct col2im             *s = vctx;
+    const struct iseg_deconv2d_desc *d = &s->c->d;
+    (void)ith;
+    int          co   = (int)(item % (size_t)d->cout);
+    size_t       b    = item / (size_t)d->cout;
+    size_t       hw   = (size_t)s->h * s->w;
+    size_t       kk   = (size_t)d->kh * d->kw;
+    const float *cb   = s->cols + (b * d->cout + (size_t)co) * kk * hw;
+    float       *yp   = s->y + (b * d->cout + (size_t)co) * (size_t)s->oh * s->ow;
+    float        bias = s->c->bias ? s->c->bias[co] : 0.0f;
+    for (int oy = 0; oy < s->oh; oy++)
+        for (int ox = 0; ox < s->ow; ox++) {
+            float acc = 0.0f;
+            for (int ky = 0; ky < d->kh; ky++) {
+                int ty = oy + d->pad_h - ky * d->dil_h;
+                if (ty < 0 || ty % d->stride_h) continue;
+                int iy = ty / d->stride_h;
+                if (iy >= s->h) continue;
+                for (int kx = 0; kx < d->kw; kx++) {
+                    int tx = ox + d->pad_w - kx * d->dil_w;
+                    if (tx < 0 || tx % d->stride_w) continue;
+                    int ix = tx / d->stride_w;
+                    if (ix >= s->w) continue;
+                    acc += cb[((size_t)ky * d->kw + kx) * hw + (size_t)iy * s->w + ix];
+                }
+            }
+            float v = acc + bias;
+            if (s->relu && v < 0.0f) v = 0.0f;
+            yp[(size_t)oy * s->ow + ox] = v;
+        }
+}
+
+void iseg_deconv2d_forward(iseg_engine_t e, const iseg_deconv2d_t c, float *y, const float *x,
+                           int B, int h, int w, enum iseg_act act) {
+    ISEG_ASSERT(e && c && y && x && B >= 1 && h >= 1 && w >= 1);
+    const struct iseg_deconv2d_desc *d = &c->d;
+    int oh, ow;
+    iseg_deconv2d_out_hw(d, h, w, &oh, &ow);
+    size_t hw        = (size_t)h * w;
+    size_t per_image = (size_t)d->groups * c->M * hw;
+    int    nb        = per_image >= COLS_MAX_FLOATS ? 1 : (int)(COLS_MAX_FLOATS / per_image);
+    if (nb > B) nb = B;
+    float *cols = iseg__engine_shared(e, (size_t)nb * per_image * sizeof(float));
+    if (!cols) return;
+    for (int b0 = 0; b0 < B; b0 += nb) {
+        int          n  = B - b0 < nb ? B - b0 : nb;
+        struct dense s  = {x + (size_t)b0 * d->cin * hw, hw, (size_t)d->cin * hw,
+                           (size_t)c->K * hw};
+        struct iseg__gemm_desc g;
+        memset(&g, 0, sizeof(g));
+        g.M = c->M, g.N = (int)hw, g.K = c->K, g.n_b = n, g.n_g = d->groups;
+        g.pa = c->pa, g.pa_gs = (ptrdiff_t)c->pa_gs;
+        g.pack_b = pack_x, g.pack_ctx = &s;
+        g.C = cols, g.ldc = hw, g.c_bs = (ptrdiff_t)per_image, g.c_gs = (ptrdiff_t)((size_t)c->M * hw);
+        iseg__gemm_run(e, &g);
+        struct col2im ci = {c, cols, y + (size_t)b0 * d->cout * oh * ow, h, w, oh, ow,
+                            act == ISEG_ACT_RELU};
+        iseg__engine_run(e, (size_t)n * d->cout, col2im_task, &ci);
+    }
+}
+
+void iseg_deconv2d_forward_ref(float *y, const float *x, const float *weight, const float *bias,
+                               const struct iseg_deconv2d_desc *d, int B, int h, int w,
+                               enum iseg_act act) {
+    int oh, ow;
+    iseg_deconv2d_out_hw(d, h, w, &oh, &ow);
+    int     cin_g = d->cin / d->groups, cout_g = d->cout / d->groups;
+    size_t  n     = (size_t)B * d->cout * oh * ow;
+    double *acc   = iseg__calloc(n, sizeof(double));
+    ISEG_ASSERT(acc);
+    for (int b = 0; b < B; b++)
+        for (int ci = 0; ci < d->cin; ci++) {
+            int g = ci / cin_g;
+            for (int iy = 0; iy < h; iy++)
+                for (int ix = 0; ix < w; ix++) {
+                    float xv = x[(((size_t)b * d->cin + ci) * h + iy) * w + ix];
+                    for (int j = 0; j < cout_g; j++)
+                        for (int ky = 0; ky < d->kh; ky++) {
+                            int oy = iy * d->stride_h - d->pad_h + ky * d->dil_h;
+                            if (oy < 0 || oy >= oh) continue;
+                            for (int kx = 0; kx < d->kw; kx++) {
+                                int ox = ix * d->stride_w - d->pad_w + kx * d->dil_w;
+                                if (ox < 0 || ox >= ow) continue;
+                                float wv = weight[(((size_t)ci * cout_g + j) * d->kh + ky) * d->kw + kx];
+                                int   co = g * cout_g + j;
+                                acc[(((size_t)b * d->cout + co) * oh + oy) * ow + ox] += (double)xv * wv;
+                            }
+                        }
+                }
+        }
+    for (size_t i = 0; i < n; i++) {
+        int   co = (int)(i / ((size_t)oh * ow) % (size_t)d->cout);
+        float v  = (float)(acc[i] + (bias ? bias[co] : 0.0));
+        if (act == ISEG_ACT_RELU && v < 0.0f) v = 0.0f;
+        y[i] = v;
+    }
+    iseg__free(acc);
+}

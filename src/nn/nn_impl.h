@@ -1,0 +1,133 @@
+/* nn_impl.h - private parts of the inference engine: the engine's thread pool and scratch, and
+ * the blocked SGEMM driver that convolution, transposed convolution and linear layers share. */
+#ifndef ISEG_NN_IMPL_H
+#define ISEG_NN_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core_impl.h"
+#include "iseg/nn.h"
+
+/* ---- engine ------------------------------------------------------------------------------- */
+
+struct iseg__scratch {
+    void  *raw;   /* as allocated */
+    float *p;     /* 64-byte aligned */
+    size_t cap;   /* usable bytes at p */
+};
+
+struct iseg_engine {
+    struct iseg__pool    *pool;
+    int                   nth;
+    struct iseg__scratch *thr;    /* (nth) per-thread scratch */
+    struct iseg__scratch  shared; /* one buffer used by the calling thread (packed operands) */
+    enum iseg_status      err;    /* sticky until iseg_engine_take_error() */
+};
+
+/* Grow every thread's scratch to at least nbytes (called on the calling thread before a pool
+ * run, so workers never allocate). false (and ENOMEM recorded) on failure. */
+bool   iseg__engine_reserve(iseg_engine_t e, size_t nbytes);
+/* Per-thread scratch of worker ith (valid after iseg__engine_reserve()). */
+float *iseg__engine_scratch(iseg_engine_t e, int ith);
+/* The shared buffer, grown to nbytes; NULL (ENOMEM recorded) on failure. */
+float *iseg__engine_shared(iseg_engine_t e, size_t nbytes);
+/* Record a failure for iseg_engine_take_error(). */
+void   iseg__engine_fail(iseg_engine_t e, enum iseg_status st);
+/* Run fn over [0, n) on the engine's pool (inline with one thread). */
+void   iseg__engine_run(iseg_engine_t e, size_t n, iseg__task_fn fn, void *ctx);
+
+/* ---- SGEMM -------------------------------------------------------------------------------- */
+
+/* Every kernel computes an MR x NR tile; A panels hold MR rows interleaved per k
+ * (a[k * MR + r]), B panels NR columns per k (b[k * NR + j]); both are zero-padded. */
+#define ISEG_GEMM_MR 8
+/* K block: fixed (never derived from the thread count), so that every output element is summed
+ * in the same order whatever the partition: within a block sequentially over k in one
+ * accumulator, blocks added to C in order. */
+#define ISEG_GEMM_KC 128
+
+enum iseg__gemm_isa {
+    ISEG_GEMM_ISA_AUTO = 0, /* best the CPU supports */
+    ISEG_GEMM_ISA_C,        /* portable C, NR 16 */
+    ISEG_GEMM_ISA_AVX2,     /* AVX2 + FMA, NR 16 */
+    ISEG_GEMM_ISA_AVX512,   /* AVX-512F + FMA, NR 48 */
+};
+
+/* c[r * ldc + j] = (c0 ? c0[r * ldc0 + j] : 0) + sum_k a[k MR + r] b[k NR + j] for the full tile;
+ * the sum runs over k in order in one accumulator per element; c0 may equal c. */
+typedef void (*iseg__gemm_kernel_fn)(int kc, const float *a, const float *b, float *c,
+                                     size_t ldc, const float *c0, size_t ldc0);
+
+struct iseg__gemm_kernel {
+    enum iseg__gemm_isa  isa;
+    int                  nr;
+    iseg__gemm_kernel_fn fn;
+    const char          *name;
+};
+
+/* The kernel in use (chosen on first call with __builtin_cpu_supports). */
+const struct iseg__gemm_kernel *iseg__gemm_kernel(void);
+/* Force a kernel (tests, benchmarks); an ISA the CPU lacks falls back to the best available.
+ * Returns the kernel now in use. Not thread-safe: call between operators. */
+const struct iseg__gemm_kernel *iseg__gemm_force(enum iseg__gemm_isa isa);
+/* The kernel of a given NR (objects remember the NR of their packing). */
+const struct iseg__gemm_kernel *iseg__gemm_kernel_nr(int nr);
+
+void iseg__kernel_c(int kc, const float *a, const float *b, float *c, size_t ldc,
+                    const float *c0, size_t ldc0);
+void iseg__kernel_avx2(int kc, const float *a, const float *b, float *c, size_t ldc,
+                       const float *c0, size_t ldc0);
+void iseg__kernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc,
+                         const float *c0, size_t ldc0);
+
+/* Pack A (M, K) into MR-row panels, K block by K block: block k0 (of kc = min(KC, K - k0)
+ * columns) starts at dst + k0 * Mpad and holds [Mpad / MR][kc][MR], Mpad = ceil(M/MR) MR.
+ * trans: element (m, k) is A[k * lda + m] instead of A[m * lda + k]. */
+size_t iseg__gemm_packed_a_size(int M, int K); /* floats */
+void   iseg__gemm_pack_a(float *dst, const float *A, size_t lda, bool trans, int M, int K);
+/* Pack B (K, N) into NR-column panels for the full K: dst [ceil(N/NR)][K][NR].
+ * trans: element (k, n) is B[n * ldb + k]. */
+size_t iseg__gemm_packed_b_size(int N, int K, int nr); /* floats */
+void   iseg__gemm_pack_b(float *dst, const float *B, size_t ldb, bool trans, int K, int N, int nr);
+
+/* Packs the B block (k0..k0+kc, n0..n0+nc) of problem (b, g) into dst as NR-column panels
+ * [ceil(nc/nr)][kc][nr], zero-padded. */
+typedef void (*iseg__pack_b_fn)(const void *ctx, int b, int g, float *dst, int k0, int kc, int n0,
+                                int nc, int nr);
+
+/* A batched, grouped GEMM with a fused epilogue:
+ *   C[b,g] (M, N) = C0[b,g] + A[g] (M, K) . B[b,g] (K, N), then + bias, then relu.
+ * Pointers of problem (b, g) are base + b * *_bs + g * *_gs (in floats). */
+struct iseg__gemm_desc {
+    int M, N, K, n_b, n_g;
+    /* A: prepacked (pa, iseg__gemm_pack_a layout) or row-major (A, lda) packed per block */
+    const float *pa;
+    ptrdiff_t    pa_gs;
+    const float *A;
+    size_t       lda;
+    /* B: prepacked (pb, full-K panels of nr columns) or packed per block by pack_b */
+    const float    *pb;
+    ptrdiff_t       pb_bs;
+    int             pb_nr;
+    iseg__pack_b_fn pack_b;
+    const void     *pack_ctx;
+    /* C, and C0 (NULL for none; may equal C) */
+    float      *C;
+    size_t      ldc;
+    ptrdiff_t   c_bs, c_gs;
+    const float *C0;
+    size_t      ldc0;
+    ptrdiff_t   c0_bs, c0_gs;
+    /* epilogue */
+    const float *bias_row; /* (M) per group: bias_row + g * M, or NULL */
+    const float *bias_col; /* (N) or NULL */
+    bool         relu;
+};
+/* Run it on the engine. Records ENOMEM (and leaves C unspecified) if scratch cannot grow. */
+void iseg__gemm_run(iseg_engine_t e, const struct iseg__gemm_desc *d);
+
+static inline int iseg__ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+#endif /* ISEG_NN_IMPL_H */

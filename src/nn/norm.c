@@ -1,0 +1,96 @@
+/* norm.c - batch norm folding and inference batch norm, group norm.
+ * ref: torch/csrc aten batch_norm_cpu (alpha = gamma / sqrt(var + eps), y = x alpha + beta'),
+ * torchvision ops/misc.py FrozenBatchNorm2d, aten native_group_norm. */
+#include <math.h>
+
+#include "nn/nn_impl.h"
+
+void iseg_bn_fold(float *weight, float *bias_out, const float *bias_in, const float *gamma,
+                  const float *beta, const float *mean, const float *var, float eps, int cout,
+                  size_t per_out) {
+    for (int c = 0; c < cout; c++) {
+        float scale = gamma[c] * (1.0f / sqrtf(var[c] + eps));
+        float shift = beta[c] - mean[c] * scale;
+        float *w    = weight + (size_t)c * per_out;
+        for (size_t i = 0; i < per_out; i++) w[i] *= scale;
+        bias_out[c] = bias_in ? bias_in[c] * scale + shift : shift;
+    }
+}
+
+void iseg_batchnorm(float *y, const float *x, const float *gamma, const float *beta,
+                    const float *mean, const float *var, float eps, int B, int C, size_t HW) {
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++) {
+            float        alpha = (1.0f / sqrtf(var[c] + eps)) * gamma[c];
+            float        shift = beta[c] - mean[c] * alpha;
+            size_t       o     = ((size_t)b * C + c) * HW;
+            const float *xp    = x + o;
+            float       *yp    = y + o;
+            for (size_t i = 0; i < HW; i++) yp[i] = xp[i] * alpha + shift;
+        }
+}
+
+void iseg_batchnorm_ref(float *y, const float *x, const float *gamma, const float *beta,
+                        const float *mean, const float *var, float eps, int B, int C, size_t HW) {
+    for (int b = 0; b < B; b++)
+        for (int c = 0; c < C; c++)
+            for (size_t i = 0; i < HW; i++) {
+                size_t o = ((size_t)b * C + c) * HW + i;
+                y[o]     = (float)(((double)x[o] - mean[c]) / sqrt((double)var[c] + eps) * gamma[c] +
+                               beta[c]);
+            }
+}
+
+/* statistics of one (batch, group) in double: two passes for an exact-enough variance */
+static void group_stats(const float *x, size_t n, double *mean, double *rstd, float eps) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    double m = s / (double)n, v = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double t = x[i] - m;
+        v += t * t;
+    }
+    v /= (double)n;
+    *mean = m;
+    *rstd = 1.0 / sqrt(v + eps);
+}
+
+void iseg_groupnorm(float *y, const float *x, const float *gamma, const float *beta, float eps,
+                    int B, int C, size_t HW, int groups) {
+    ISEG_ASSERT(groups >= 1 && C % groups == 0);
+    int cg = C / groups;
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < groups; g++) {
+            size_t o = ((size_t)b * C + (size_t)g * cg) * HW;
+            double mean, rstd;
+            group_stats(x + o, (size_t)cg * HW, &mean, &rstd, eps);
+            for (int j = 0; j < cg; j++) {
+                int   c     = g * cg + j;
+                /* y = x scale + shift with scale = rstd gamma, shift = beta - mean scale */
+                float scale = (float)(rstd * (gamma ? gamma[c] : 1.0f));
+                float shift = (float)((beta ? beta[c] : 0.0f) - mean * scale);
+                const float *xp = x + o + (size_t)j * HW;
+                float       *yp = y + o + (size_t)j * HW;
+                for (size_t i = 0; i < HW; i++) yp[i] = xp[i] * scale + shift;
+            }
+        }
+}
+
+void iseg_groupnorm_ref(float *y, const float *x, const float *gamma, const float *beta,
+                        float eps, int B, int C, size_t HW, int groups) {
+    int cg = C / groups;
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < groups; g++) {
+            size_t o = ((size_t)b * C + (size_t)g * cg) * HW, n = (size_t)cg * HW;
+            double s = 0.0, ss = 0.0;
+            for (size_t i = 0; i < n; i++) s += x[o + i];
+            double m = s / (double)n;
+            for (size_t i = 0; i < n; i++) ss += (x[o + i] - m) * (x[o + i] - m);
+            double sd = sqrt(ss / (double)n + eps);
+            for (size_t i = 0; i < n; i++) {
+                int c    = g * cg + (int)(i / HW);
+                y[o + i] = (float)((x[o + i] - m) / sd * (gamma ? gamma[c] : 1.0) +
+                                   (beta ? beta[c] : 0.0));
+            }
+        }
+}

@@ -1,0 +1,186 @@
+#define _POSIX_C_SOURCE 200809L
+/* test_maskrcnn.c - Mask R-CNN parity with torchvision, and the weight checks of the loader.
+ *
+ * Goldens (tests/golden/maskrcnn/NAME.safetensors, made by tools/maskrcnn_parity.py) hold an image,
+ * the recipe of random weights (regenerated here, see maskrcnn_randw.h) and torchvision's
+ * detections. When Debian's python3-torchvision is installed, the same script also runs at test
+ * time at the default 800-pixel size and at a small size, for v1 and v2.
+ * The bar (issue 4): same detections and labels, scores within 1e-4, boxes within 0.01 px, every
+ * pasted mask at IoU >= 0.999 with torchvision's. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iseg/model.h"
+#include "iseg/weights.h"
+#include "maskrcnn_randw.h"
+#include "test.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+static int meta_int(const iseg_weights_t g, const char *key, int dflt) {
+    const char *v = iseg_weights_metadata(g, key);
+    return v ? atoi(v) : dflt;
+}
+
+struct parity_stats {
+    int    n;
+    double max_score, max_box, min_iou;
+};
+
+/* Run the model described by golden file `gpath` and compare with torchvision's detections. */
+static void check_golden(const char *gpath, int n_threads, struct parity_stats *ps) {
+    char err[512] = "";
+    iseg_weights_t g = NULL;
+    enum iseg_status st = iseg_weights_load(&g, gpath, err, sizeof(err));
+    ASSERT_MSG(st == ISEG_STATUS_OK, "%s", err);
+    char wpath[512];
+    snprintf(wpath, sizeof(wpath), "%s/randw-%d.safetensors", test_tmp_dir(), (int)getpid());
+    ASSERT_MSG(randw_write(wpath, g, err, sizeof(err)) == 0, "weights: %s", err);
+
+    struct iseg_model_params mp = iseg_model_default_params();
+    const char *arch = iseg_weights_metadata(g, "arch");
+    ASSERT(arch != NULL);
+    mp.arch = iseg_arch_from_name(arch);
+    iseg_model_t m = NULL;
+    st = iseg_model_init_from_file(&m, wpath, mp, err, sizeof(err));
+    unlink(wpath);
+    ASSERT_MSG(st == ISEG_STATUS_OK, "%s", err);
+
+    struct iseg_infer_params ip = iseg_infer_default_params();
+    ip.min_size = meta_int(g, "min_size", 800);
+    ip.max_size = meta_int(g, "max_size", 1333);
+    ip.rpn_pre_nms_top_n = meta_int(g, "rpn_pre_nms_top_n", 1000);
+    ip.rpn_post_nms_top_n = meta_int(g, "rpn_post_nms_top_n", 1000);
+    ip.detections_per_img = meta_int(g, "detections_per_img", 100);
+    ip.n_threads = n_threads;
+    iseg_infer_t ctx = NULL;
+    ASSERT_OK(iseg_infer_init(&ctx, m, ip));
+
+    const struct iseg_weight *im = iseg_weights_find(g, "image");
+    ASSERT(im && im->dtype == ISEG_DTYPE_U8 && im->ndim == 3 && im->shape[2] == 3);
+    struct iseg_image img = {(uint32_t)im->shape[1], (uint32_t)im->shape[0], 3, 8,
+                             (void *)im->data};
+    struct iseg_detections dets = {0};
+    st = iseg_infer_run(ctx, &img, &dets);
+    ASSERT_MSG(st == ISEG_STATUS_OK, "infer: %s", iseg_infer_last_error(ctx));
+
+    const struct iseg_weight *tb = iseg_weights_find(g, "boxes");
+    const struct iseg_weight *ts = iseg_weights_find(g, "scores");
+    const struct iseg_weight *tl = iseg_weights_find(g, "labels");
+    ASSERT(tb && ts && tl);
+    size_t n = iseg_weight_numel(ts);
+    ASSERT_MSG(n > 0, "%s: the golden has no detections", gpath);
+    ASSERT_MSG(dets.n == n, "%s: %zu detections, torchvision has %zu", gpath, dets.n, n);
+    const float *rb = tb->data, *rs = ts->data;
+    const int64_t *rl = tl->data;
+    bool *used = calloc(n, 1);
+    ps->n = (int)n;
+    ps->max_score = ps->max_box = 0;
+    ps->min_iou = 1;
+    for (size_t i = 0; i < n; i++) {
+        /* the iseg detection of the same label whose box is closest */
+        size_t best = n;
+        double bd = 1e30;
+        for (size_t j = 0; j < n; j++) {
+            if (used[j] || dets.d[j].label != rl[i]) continue;
+            double d = 0;
+            for (int k = 0; k < 4; k++) d = fmax(d, fabs(dets.d[j].box[k] - rb[4 * i + k]));
+            d += fabs(dets.d[j].score - rs[i]);
+            if (d < bd) {
+                bd = d;
+                best = j;
+            }
+        }
+        ASSERT_MSG(best < n, "%s: torchvision detection %zu (label %lld, score %.6f) not found",
+                   gpath, i, (long long)rl[i], rs[i]);
+        used[best] = true;
+        const struct iseg_detection *d = &dets.d[best];
+        double ds = fabs(d->score - rs[i]), db = 0;
+        for (int k = 0; k < 4; k++) db = fmax(db, fabs(d->box[k] - rb[4 * i + k]));
+        ASSERT_MSG(ds <= 1e-4, "%s: detection %zu: score %.7f vs torchvision %.7f", gpath, i,
+                   d->score, rs[i]);
+        ASSERT_MSG(db <= 0.01, "%s: detection %zu: box [%.4f %.4f %.4f %.4f] vs torchvision "
+                   "[%.4f %.4f %.4f %.4f]", gpath, i, d->box[0], d->box[1], d->box[2],
+                   d->box[3], rb[4 * i], rb[4 * i + 1], rb[4 * i + 2], rb[4 * i + 3]);
+        char key[32];
+        snprintf(key, sizeof(key), "mask.%zu", i);
+        const char *rle = iseg_weights_metadata(g, key);
+        ASSERT(rle != NULL);
+        struct iseg_rle ref = {0};
+        ASSERT_OK(iseg_rle_from_string(&ref, rle, strlen(rle), img.h, img.w));
+        uint64_t a1 = iseg_rle_area(&ref), a2 = iseg_rle_area(&d->mask);
+        double iou = (a1 == 0 && a2 == 0) ? 1.0 : iseg_rle_iou_pair(&d->mask, &ref, false);
+        ASSERT_MSG(iou >= 0.999, "%s: detection %zu: mask IoU %.6f (areas %llu vs %llu)", gpath,
+                   i, iou, (unsigned long long)a2, (unsigned long long)a1);
+        iseg_rle_free(&ref);
+        ps->max_score = fmax(ps->max_score, ds);
+        ps->max_box = fmax(ps->max_box, db);
+        ps->min_iou = fmin(ps->min_iou, iou);
+    }
+    free(used);
+    iseg_detections_free(&dets);
+    iseg_infer_free(ctx);
+    iseg_model_free(m);
+    iseg_weights_free(g);
+}
+
+static void golden(const char *name) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/tests/golden/maskrcnn/%s", ISEG_SOURCE_DIR, name);
+    struct parity_stats ps;
+    check_golden(path, 2, &ps);
+    fprintf(stderr, "  %s: %d detections, max |score diff| %.2g, max box diff %.2g px, "
+            "min mask IoU %.5f\n", name, ps.n, ps.max_score, ps.max_box, ps.min_iou);
+}
+
+TEST(golden_v1_small) { golden("v1_small.safetensors"); }
+TEST(golden_v2_small) { golden("v2_small.safetensors"); }
+
+/* torchvision live: run tools/maskrcnn_parity.py now and compare. */
+static void live(const char *arch, const char *args) {
+    if (SANITIZED) TEST_SKIP("full-size parity is skipped in sanitizer builds (too slow)");
+    if (system("/usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1") != 0)
+        TEST_SKIP("torchvision is not installed (apt-get install python3-torchvision)");
+    char out[512], cmd[1400];
+    snprintf(out, sizeof(out), "%s/live-%s-%d.safetensors", test_tmp_dir(), arch, (int)getpid());
+    snprintf(cmd, sizeof(cmd),
+             "/usr/bin/python3 %s/tools/maskrcnn_parity.py --arch %s %s --out %s 2>&1",
+             ISEG_SOURCE_DIR, arch, args, out);
+    ASSERT_MSG(system(cmd) == 0, "failed: %s", cmd);
+    struct parity_stats ps;
+    check_golden(out, 0, &ps);
+    fprintf(stderr, "  %s %s: %d detections, max |score diff| %.2g, max box diff %.2g px, "
+            "min mask IoU %.5f\n", arch, args, ps.n, ps.max_score, ps.max_box, ps.min_iou);
+    unlink(out);
+}
+
+TEST(torchvision_v1_800) { live("v1", "--image natural:480x640 --seed 2"); }
+TEST(torchvision_v2_800) { live("v2", "--image natural:427x640 --seed 3"); }
+TEST(torchvision_v1_320) {
+    live("v1", "--image natural:375x500 --seed 4 --min-size 320 --max-size 512");
+}
+TEST(torchvision_v2_320) {
+    live("v2", "--image natural:500x375 --seed 5 --min-size 320 --max-size 512");
+}
+
+TEST_LIST = {
+    TEST_ENTRY(golden_v1_small),
+    TEST_ENTRY(golden_v2_small),
+    TEST_ENTRY(torchvision_v1_800),
+    TEST_ENTRY(torchvision_v2_800),
+    TEST_ENTRY(torchvision_v1_320),
+    TEST_ENTRY(torchvision_v2_320),
+    TEST_END,
+};
