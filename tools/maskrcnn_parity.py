@@ -160,6 +160,22 @@ def write_safetensors(path, tensors, metadata):
             f.write(b)
 
 
+def legacy_names(sd):
+    """The tensor names of torchvision's 2019 checkpoints (before Conv2dNormActivation)."""
+    import collections
+    import re
+    out = collections.OrderedDict()
+    for k, v in sd.items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        k = re.sub(r"^backbone\.fpn\.(inner|layer)_blocks\.(\d)\.0\.", r"backbone.fpn.\1_blocks.\2.", k)
+        k = re.sub(r"^rpn\.head\.conv\.0\.0\.", "rpn.head.conv.", k)
+        k = re.sub(r"^roi_heads\.mask_head\.(\d)\.0\.",
+                   lambda m: "roi_heads.mask_head.mask_fcn%d." % (int(m.group(1)) + 1), k)
+        out[k] = v
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--arch", choices=["v1", "v2"], default="v1")
@@ -174,6 +190,10 @@ def main():
     ap.add_argument("--conv-gain", type=float, default=2.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--save-weights", help="also write the weights here (.safetensors or .pth)")
+    ap.add_argument("--legacy", action="store_true",
+                    help="save .pth weights as torchvision's released checkpoints are: the old "
+                         "tensor names, no num_batches_tracked, torch's legacy (non-zip) format")
+    ap.add_argument("--save-image", help="also write the input image here (PNG)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
 
@@ -237,8 +257,14 @@ def main():
     for k, v in overrides.items():
         tensors["override." + k] = v
     write_safetensors(a.out, tensors, meta)
+    if a.save_image:
+        from PIL import Image
+        Image.fromarray(img).save(a.save_image)
     if a.save_weights:
-        if a.save_weights.endswith(".pth"):
+        if a.save_weights.endswith(".pth") and a.legacy:
+            torch.save(legacy_names(model.state_dict()), a.save_weights,
+                       _use_new_zipfile_serialization=False)
+        elif a.save_weights.endswith(".pth"):
             torch.save(model.state_dict(), a.save_weights)
         else:
             write_safetensors(a.save_weights, {k: v.numpy() for k, v in model.state_dict().items()

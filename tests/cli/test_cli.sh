@@ -877,6 +877,146 @@ else
     skip "panoptic sample: $PS/expected_pq.json or python3 not found"
 fi
 
+# ---- predict and dump ------------------------------------------------------------------
+printf 'not an image\n' >"$TMP/notimg.png"
+printf 'PK\003\004garbage that is not a checkpoint' >"$TMP/corrupt.pth"
+
+begin "predict: --model is required"
+run predict "$TMP/notimg.png"
+want_usage_error "--model"
+end
+
+begin "predict: a missing image is reported before the model is loaded"
+run predict "$TMP/missing.png" --model "$TMP/corrupt.pth"
+want_input_error "$TMP/missing.png" "cannot open"
+end
+
+begin "predict: a corrupt checkpoint names the file"
+run predict "$DATA/gt.json" --model "$TMP/corrupt.pth" --out "$TMP/p0.json"
+want_input_error "$TMP/corrupt.pth"
+[ ! -e "$TMP/p0.json" ] || bad "results file written despite the error"
+end
+
+begin "predict: a checkpoint that is not Mask R-CNN is refused"
+run predict "$DATA/gt.json" --model "$DATA/gt.json"
+want_input_error "$DATA/gt.json"
+end
+
+begin "predict: unknown --arch"
+run predict "$TMP/notimg.png" --model "$TMP/corrupt.pth" --arch resnet
+want_usage_error "--arch" "resnet"
+end
+
+begin "predict: bad option values"
+run predict "$TMP/notimg.png" --model "$TMP/corrupt.pth" --score-thresh 2
+want_usage_error "--score-thresh"
+end
+
+begin "dump: --out is required"
+run dump "$TMP/notimg.png" --model "$TMP/corrupt.pth"
+want_usage_error "--out"
+end
+
+# with a real (random-weight) model, made by torchvision: the old tensor names and torch's
+# legacy file format of the released checkpoints
+if "$SRC/tools/maskrcnn_parity.py" --help >/dev/null 2>&1 &&
+    /usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1 &&
+    /usr/bin/python3 "$SRC/tools/maskrcnn_parity.py" --arch v1 --min-size 96 --max-size 128 \
+        --image natural:120x160 --seed 7 --out "$TMP/golden.safetensors" \
+        --save-weights "$TMP/m.pth" --legacy --save-image "$TMP/img.png" >/dev/null 2>&1; then
+    SMALL="--min-size 96 --max-size 128 --threads 2"
+
+    begin "predict: results JSON and overlay from a legacy-format torchvision checkpoint"
+    # shellcheck disable=SC2086
+    run predict "$TMP/img.png" --model "$TMP/m.pth" $SMALL --out "$TMP/res.json" --viz "$TMP/viz.png"
+    want_rc 0
+    want_no_stderr
+    want_has "$OUT" "img.png: 100 detections" "stdout"
+    json_ok "$TMP/res.json" "results"
+    [ -s "$TMP/viz.png" ] || bad "no overlay PNG"
+    no_tmp_left "$TMP"
+    end
+
+    begin "predict: the results evaluate with iseg eval (--dataset uses the file's image ids)"
+    mkdir -p "$TMP/ds"
+    cp "$TMP/img.png" "$TMP/ds/img.png"
+    cat >"$TMP/ds/gt.json" <<'EOF2'
+{"images": [{"id": 42, "file_name": "img.png", "width": 160, "height": 120}],
+ "annotations": [{"id": 1, "image_id": 42, "category_id": 18, "iscrowd": 0, "area": 1200,
+   "bbox": [20, 40, 40, 30], "segmentation": [[20, 40, 60, 40, 60, 70, 20, 70]]}],
+ "categories": [{"id": 18, "name": "dog"}, {"id": 68, "name": "cell phone"}]}
+EOF2
+    # shellcheck disable=SC2086
+    run predict --dataset "$TMP/ds/gt.json" --images "$TMP/ds" --model "$TMP/m.pth" $SMALL \
+        --out "$TMP/ds/res.json"
+    want_rc 0
+    want_has "$TMP/ds/res.json" '"image_id": 42' "results"
+    run eval --gt "$TMP/ds/gt.json" --dt "$TMP/ds/res.json"
+    want_summary_ok
+    end
+
+    begin "predict: an unwritable --out is one error line, and no file"
+    # shellcheck disable=SC2086
+    run predict "$TMP/img.png" --model "$TMP/m.pth" $SMALL --out "$TMP/nodir/res.json"
+    want_input_error "$TMP/nodir/res.json"
+    end
+
+    begin "predict: a truncated image is one error line naming it; no partial results"
+    head -c 300 "$TMP/img.png" >"$TMP/trunc.png"
+    # shellcheck disable=SC2086
+    run predict "$TMP/trunc.png" --model "$TMP/m.pth" $SMALL --out "$TMP/r2.json"
+    want_input_error "$TMP/trunc.png"
+    [ ! -e "$TMP/r2.json" ] || bad "results file written despite the error"
+    no_tmp_left "$TMP"
+    end
+
+    begin "predict: a non-image input is one error line naming it"
+    # shellcheck disable=SC2086
+    run predict "$TMP/notimg.png" --model "$TMP/m.pth" $SMALL
+    want_input_error "$TMP/notimg.png" "not a PNG or JPEG"
+    end
+
+    if [ "$HAVE_PY" = 1 ]; then
+        begin "predict: an image over the pixel limit is refused before decoding"
+        "$PY" -c '
+import struct, sys, zlib
+def chunk(t, d):
+    return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+ihdr = struct.pack(">IIBBBBB", 70000, 70000, 8, 2, 0, 0, 0)
+sys.stdout.buffer.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) +
+                        chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))' \
+            >"$TMP/huge.png"
+        # shellcheck disable=SC2086
+        run predict "$TMP/huge.png" --model "$TMP/m.pth" $SMALL
+        want_input_error "$TMP/huge.png"
+        end
+    fi
+
+    begin "predict: --arch v2 on v1 weights names the first tensor that does not fit"
+    run predict "$TMP/img.png" --model "$TMP/m.pth" --arch maskrcnn_resnet50_fpn_v2
+    want_input_error "$TMP/m.pth" "expected"
+    end
+
+    begin "convert: the checkpoint to safetensors, which predicts the same"
+    run convert "$TMP/m.pth" "$TMP/m.safetensors"
+    want_rc 0
+    # shellcheck disable=SC2086
+    run predict "$TMP/img.png" --model "$TMP/m.safetensors" $SMALL --out "$TMP/res2.json"
+    want_rc 0
+    cmp -s "$TMP/res.json" "$TMP/res2.json" || bad "results differ between .pth and .safetensors"
+    end
+
+    begin "dump: named intermediate tensors as safetensors"
+    # shellcheck disable=SC2086
+    run dump "$TMP/img.png" --model "$TMP/m.pth" $SMALL --out "$TMP/dump.safetensors" \
+        --only fpn.p2,rpn.proposals,mask.logits
+    want_rc 0
+    want_has "$OUT" "wrote 3 tensors" "stdout"
+    end
+else
+    skip "predict with a model: torchvision is not installed (apt-get install python3-torchvision)"
+fi
+
 # ---- verdict -------------------------------------------------------------------------
 echo "cli: $PASS passed, $FAIL failed, $SKIP skipped"
 if [ "$FAIL" -ne 0 ]; then

@@ -138,9 +138,15 @@ static int out_write(struct out *o, int64_t image_id, const struct iseg_detectio
         fprintf(o->f,
                 "%s\n{\"image_id\": %lld, \"category_id\": %d, \"bbox\": [%.2f, %.2f, %.2f, "
                 "%.2f], \"score\": %.6f, \"segmentation\": {\"size\": [%u, %u], "
-                "\"counts\": \"%s\"}}",
+                "\"counts\": \"",
                 o->first ? "" : ",", (long long)image_id, x->label, x->box[0], x->box[1],
-                x->box[2] - x->box[0], x->box[3] - x->box[1], x->score, d->h, d->w, s);
+                x->box[2] - x->box[0], x->box[3] - x->box[1], x->score, d->h, d->w);
+        /* the RLE alphabet ('0'..'o') holds one character JSON escapes: the backslash */
+        for (size_t k = 0; k < len; k++) {
+            if (s[k] == '\\') fputc('\\', o->f);
+            fputc(s[k], o->f);
+        }
+        fputs("\"}}", o->f);
         iseg_free(s);
         o->first = false;
     }
@@ -403,6 +409,21 @@ int cmd_predict(int argc, char **argv) {
             rc = cli_error("--viz %s: not a directory (needed for %zu images)", viz, n_img);
             goto done;
         }
+    }
+    /* fail on a missing image before spending a second on loading the model */
+    for (size_t k = 0; k < n_img; k++) {
+        char pathbuf[PATH_MAX];
+        const char *path = inputs[k];
+        if (dataset) {
+            snprintf(pathbuf, sizeof(pathbuf), "%s/%s", images, ds[k].file_name);
+            path = pathbuf;
+        }
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            rc = cli_error("%s: cannot open: %s", path, strerror(errno));
+            goto done;
+        }
+        fclose(f);
     }
     if ((rc = load_classes(&cls, classes))) goto done;
     if ((rc = load_model(&o, &m))) goto done;
