@@ -86,6 +86,16 @@ float *iseg_arena_alloc_f32(iseg_arena_t a, size_t n);
 /* Bytes in use now, and the most in use since iseg_arena_init(). */
 size_t iseg_arena_used(iseg_arena_t a);
 size_t iseg_arena_peak(iseg_arena_t a);
+/* Stack discipline inside a pass: iseg_arena_release(a, m) frees everything allocated since
+ * m = iseg_arena_mark(a) (those pointers become invalid; older ones stay valid), so temporaries
+ * of a layer can be recycled. Marks must be released in reverse order of taking them. */
+struct iseg_arena_mark {
+    void  *block;      /* private */
+    size_t block_used; /* private */
+    size_t used;       /* iseg_arena_used() at the mark */
+};
+struct iseg_arena_mark iseg_arena_mark(iseg_arena_t a);
+void iseg_arena_release(iseg_arena_t a, struct iseg_arena_mark m);
 /* Rewind: every pointer handed out becomes invalid. */
 void iseg_arena_reset(iseg_arena_t a);
 /* Release every block and the arena; NULL is fine. */

@@ -113,33 +113,62 @@ static bool conv(struct iseg_infer *c, struct fmap *y, const struct fmap *x, ise
 
 /* ---- backbone and FPN --------------------------------------------------------------------- */
 
+/* Each layer's output C2..C5 is allocated before the layer's mark; everything else the layer
+ * needs (the stem, block outputs, bottleneck temporaries) is released when it ends, so the
+ * activation peak is the largest layer's working set plus the kept outputs. */
 static bool backbone(struct iseg_infer *c, const struct fmap *img, struct fmap feats[4]) {
     const iseg_model_t m = c->m;
-    struct fmap x, pooled;
-    if (!conv(c, &x, img, m->conv1, NULL, ISEG_ACT_RELU)) return false;
-    emit(c, "backbone.stem", x.d, 4, 1, x.C, x.H, x.W);
-    iseg_maxpool2d_out_hw(3, 2, 1, x.H, x.W, &pooled.H, &pooled.W);
-    pooled.C = x.C;
-    pooled.d = alloc_f(c, (size_t)pooled.C * pooled.H * pooled.W);
-    if (!pooled.d) return false;
-    iseg_maxpool2d(pooled.d, x.d, 1, x.C, x.H, x.W, 3, 2, 1);
-    x = pooled;
     static const int n_blocks[4] = {3, 4, 6, 3};
+    /* C2: stride 4 after the stem (conv 7x7/2 + max pool 3x3/2) */
+    int h = img->H, w = img->W;
+    iseg_conv2d_out_hw(iseg_conv2d_get_desc(m->conv1), h, w, &h, &w);
+    iseg_maxpool2d_out_hw(3, 2, 1, h, w, &h, &w);
+    struct fmap x = {NULL, 0, 0, 0};
     int bi = 0;
     for (int L = 0; L < 4; L++) {
+        /* the layer's output size: stride 2 in the first block of layers 2..4 */
+        const struct mrcnn_bottleneck *last = &m->blocks[bi + n_blocks[L] - 1];
+        if (L > 0) iseg_conv2d_out_hw(iseg_conv2d_get_desc(m->blocks[bi].conv2), h, w, &h, &w);
+        struct fmap *out = &feats[L];
+        out->C = iseg_conv2d_get_desc(last->conv3)->cout;
+        out->H = h;
+        out->W = w;
+        out->d = alloc_f(c, (size_t)out->C * h * w);
+        if (!out->d) return false;
+        struct iseg_arena_mark mark = iseg_arena_mark(c->a);
+        if (L == 0) {
+            struct fmap s1, pooled;
+            if (!conv(c, &s1, img, m->conv1, NULL, ISEG_ACT_RELU)) return false;
+            emit(c, "backbone.stem", s1.d, 4, 1, s1.C, s1.H, s1.W);
+            iseg_maxpool2d_out_hw(3, 2, 1, s1.H, s1.W, &pooled.H, &pooled.W);
+            pooled.C = s1.C;
+            pooled.d = alloc_f(c, (size_t)pooled.C * pooled.H * pooled.W);
+            if (!pooled.d) return false;
+            iseg_maxpool2d(pooled.d, s1.d, 1, s1.C, s1.H, s1.W, 3, 2, 1);
+            x = pooled;
+        }
         for (int k = 0; k < n_blocks[L]; k++, bi++) {
             const struct mrcnn_bottleneck *blk = &m->blocks[bi];
-            struct fmap t1, t2, idn = x, out;
+            bool final = k == n_blocks[L] - 1;
+            struct fmap t1, t2, idn = x, y;
             if (blk->down && !conv(c, &idn, &x, blk->down, NULL, ISEG_ACT_NONE)) return false;
             if (!conv(c, &t1, &x, blk->conv1, NULL, ISEG_ACT_RELU)) return false;
             if (!conv(c, &t2, &t1, blk->conv2, NULL, ISEG_ACT_RELU)) return false;
-            if (!conv(c, &out, &t2, blk->conv3, idn.d, ISEG_ACT_RELU)) return false;
-            x = out;
+            if (final) {
+                ISEG_ASSERT(t2.H == out->H && t2.W == out->W);
+                iseg_conv2d_forward(c->e, blk->conv3, out->d, t2.d, 1, t2.H, t2.W, idn.d,
+                                    ISEG_ACT_RELU);
+                y = *out;
+            } else if (!conv(c, &y, &t2, blk->conv3, idn.d, ISEG_ACT_RELU)) {
+                return false;
+            }
+            x = y;
         }
-        feats[L] = x;
+        iseg_arena_release(c->a, mark);
+        x = *out;
         char name[32];
         snprintf(name, sizeof(name), "backbone.layer%d", L + 1);
-        emit(c, name, x.d, 4, 1, x.C, x.H, x.W);
+        emit(c, name, out->d, 4, 1, out->C, out->H, out->W);
     }
     return true;
 }
@@ -268,6 +297,7 @@ static bool rpn(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], int i
     if (!boxes || !scores || !lvl || !deltas || !anchors) return false;
     int n = 0;
     for (int l = 0; l < MRCNN_N_LEVELS; l++) {
+        struct iseg_arena_mark mark = iseg_arena_mark(c->a);
         struct fmap h = P[l], t;
         for (int i = 0; i < m->n_rpn_conv; i++) {
             if (!conv(c, &t, &h, m->rpn_conv[i], NULL, ISEG_ACT_RELU)) return false;
@@ -307,6 +337,7 @@ static bool rpn(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], int i
             lvl[n + j] = l;
         }
         n += k;
+        iseg_arena_release(c->a, mark);
     }
     iseg_box_decode(boxes, deltas, anchors, n, w1, clip);
     iseg_sigmoid(scores, scores, (size_t)n);

@@ -130,6 +130,25 @@ void iseg_arena_reset(iseg_arena_t a) {
     a->used = 0;
 }
 
+struct iseg_arena_mark iseg_arena_mark(iseg_arena_t a) {
+    ISEG_ASSERT(a);
+    struct iseg_arena_mark m;
+    m.block = a->cur;
+    m.block_used = a->cur ? a->cur->used : 0;
+    m.used = a->used;
+    return m;
+}
+
+void iseg_arena_release(iseg_arena_t a, struct iseg_arena_mark m) {
+    ISEG_ASSERT(a && m.used <= a->used);
+    struct block *b = m.block ? (struct block *)m.block : a->head;
+    if (!b) return;
+    a->cur = b;
+    b->used = m.block ? m.block_used : 0;
+    for (struct block *t = b->next; t; t = t->next) t->used = 0;
+    a->used = m.used;
+}
+
 void iseg_arena_free(iseg_arena_t a) {
     if (!a) return;
     chain_free(a->head);

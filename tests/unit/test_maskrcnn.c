@@ -148,6 +148,107 @@ static void golden(const char *name) {
 TEST(golden_v1_small) { golden("v1_small.safetensors"); }
 TEST(golden_v2_small) { golden("v2_small.safetensors"); }
 
+/* Detections (boxes, scores, labels and masks) are bit-identical for 1 and 3 threads, and for a
+ * second image run in the same context (the arena then holds one block, nothing is allocated). */
+TEST(threads_deterministic) {
+    char path[512], wpath[512], err[512] = "";
+    snprintf(path, sizeof(path), "%s/tests/golden/maskrcnn/v1_small.safetensors",
+             ISEG_SOURCE_DIR);
+    iseg_weights_t g = NULL;
+    ASSERT_MSG(iseg_weights_load(&g, path, err, sizeof(err)) == ISEG_STATUS_OK, "%s", err);
+    snprintf(wpath, sizeof(wpath), "%s/randw.safetensors", test_tmp_dir());
+    ASSERT_MSG(randw_write(wpath, g, err, sizeof(err)) == 0, "%s", err);
+    iseg_model_t m = NULL;
+    ASSERT_MSG(iseg_model_init_from_file(&m, wpath, iseg_model_default_params(), err,
+                                         sizeof(err)) == ISEG_STATUS_OK, "%s", err);
+    ASSERT(iseg_model_arch(m) == ISEG_ARCH_MASKRCNN_R50_FPN);
+    ASSERT(iseg_model_num_classes(m) == 91);
+    const struct iseg_weight *im = iseg_weights_find(g, "image");
+    struct iseg_image img = {(uint32_t)im->shape[1], (uint32_t)im->shape[0], 3, 8,
+                             (void *)im->data};
+    struct iseg_detections d[3] = {{0}};
+    int threads[3] = {1, 3, 3};
+    iseg_infer_t ctx = NULL;
+    for (int r = 0; r < 3; r++) {
+        struct iseg_infer_params ip = iseg_infer_default_params();
+        ip.min_size = 96;
+        ip.max_size = 128;
+        ip.detections_per_img = 10;
+        ip.n_threads = threads[r];
+        if (r < 2) {
+            iseg_infer_free(ctx);
+            ASSERT_OK(iseg_infer_init(&ctx, m, ip));
+        }
+        ASSERT_OK(iseg_infer_run(ctx, &img, &d[r]));
+    }
+    for (int r = 1; r < 3; r++) {
+        ASSERT(d[r].n == d[0].n && d[0].n == 10);
+        for (size_t i = 0; i < d[0].n; i++) {
+            ASSERT(memcmp(d[r].d[i].box, d[0].d[i].box, sizeof(d[0].d[i].box)) == 0);
+            ASSERT(d[r].d[i].score == d[0].d[i].score && d[r].d[i].label == d[0].d[i].label);
+            ASSERT(d[r].d[i].mask.m == d[0].d[i].mask.m);
+            ASSERT(memcmp(d[r].d[i].mask.cnts, d[0].d[i].mask.cnts,
+                          d[0].d[i].mask.m * sizeof(uint32_t)) == 0);
+        }
+    }
+    for (int r = 0; r < 3; r++) iseg_detections_free(&d[r]);
+    iseg_infer_free(ctx);
+    iseg_model_free(m);
+    iseg_weights_free(g);
+}
+
+/* The loader names what does not fit: a missing tensor, a wrong shape, an unexpected tensor. */
+TEST(loader_errors) {
+    char path[512], err[512] = "";
+    snprintf(path, sizeof(path), "%s/tests/golden/maskrcnn/v1_small.safetensors",
+             ISEG_SOURCE_DIR);
+    iseg_weights_t g = NULL;
+    ASSERT_MSG(iseg_weights_load(&g, path, err, sizeof(err)) == ISEG_STATUS_OK, "%s", err);
+    char wpath[512];
+    snprintf(wpath, sizeof(wpath), "%s/randw.safetensors", test_tmp_dir());
+    ASSERT_MSG(randw_write(wpath, g, err, sizeof(err)) == 0, "%s", err);
+    iseg_weights_t w = NULL;
+    ASSERT_OK(iseg_weights_load(&w, wpath, err, sizeof(err)));
+    size_t n = iseg_weights_count(w);
+    struct iseg_weight *t = calloc(n + 1, sizeof(*t));
+    memcpy(t, iseg_weights_at(w, 0), n * sizeof(*t));
+    iseg_model_t m = NULL;
+    struct iseg_model_params mp = iseg_model_default_params();
+    /* 1: a wrong shape (conv1 of layer1.0 given conv1's shape) */
+    size_t k1 = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(t[i].name, "backbone.body.layer1.0.conv1.weight")) k1 = i;
+    struct iseg_weight saved = t[k1];
+    t[k1] = *iseg_weights_find(w, "backbone.body.conv1.weight");
+    t[k1].name = saved.name;
+    ASSERT_OK(iseg_weights_save_safetensors(wpath, t, n, NULL, err, sizeof(err)));
+    t[k1] = saved;
+    ASSERT(iseg_model_init_from_file(&m, wpath, mp, err, sizeof(err)) == ISEG_STATUS_EFORMAT);
+    ASSERT_MSG(strstr(err, "backbone.body.layer1.0.conv1.weight: got [64,3,7,7], expected "
+                           "[64,64,1,1]") != NULL, "message: %s", err);
+    /* 2: a missing tensor */
+    t[k1] = t[n - 1];
+    ASSERT_OK(iseg_weights_save_safetensors(wpath, t, n - 1, NULL, err, sizeof(err)));
+    t[k1] = saved;
+    ASSERT(iseg_model_init_from_file(&m, wpath, mp, err, sizeof(err)) == ISEG_STATUS_EFORMAT);
+    ASSERT_MSG(strstr(err, "backbone.body.layer1.0.conv1.weight: missing") != NULL, "%s", err);
+    /* 3: an unexpected tensor */
+    t[n] = t[0];
+    t[n].name = "roi_heads.extra.weight";
+    ASSERT_OK(iseg_weights_save_safetensors(wpath, t, n + 1, NULL, err, sizeof(err)));
+    ASSERT(iseg_model_init_from_file(&m, wpath, mp, err, sizeof(err)) == ISEG_STATUS_EFORMAT);
+    ASSERT_MSG(strstr(err, "roi_heads.extra.weight: unexpected tensor") != NULL, "%s", err);
+    /* 4: the wrong architecture */
+    mp.arch = ISEG_ARCH_MASKRCNN_R50_FPN_V2;
+    ASSERT_OK(iseg_weights_save_safetensors(wpath, t, n, NULL, err, sizeof(err)));
+    ASSERT(iseg_model_init_from_file(&m, wpath, mp, err, sizeof(err)) == ISEG_STATUS_EFORMAT);
+    ASSERT_MSG(strstr(err, "missing") != NULL, "%s", err);
+    ASSERT(m == NULL);
+    free(t);
+    iseg_weights_free(w);
+    iseg_weights_free(g);
+}
+
 /* torchvision live: run tools/maskrcnn_parity.py now and compare. */
 static void live(const char *arch, const char *args) {
     if (SANITIZED) TEST_SKIP("full-size parity is skipped in sanitizer builds (too slow)");
@@ -178,6 +279,8 @@ TEST(torchvision_v2_320) {
 TEST_LIST = {
     TEST_ENTRY(golden_v1_small),
     TEST_ENTRY(golden_v2_small),
+    TEST_ENTRY(threads_deterministic),
+    TEST_ENTRY(loader_errors),
     TEST_ENTRY(torchvision_v1_800),
     TEST_ENTRY(torchvision_v2_800),
     TEST_ENTRY(torchvision_v1_320),
