@@ -214,7 +214,7 @@ static enum iseg_status zip_directory(struct zip *z, struct iseg__werr *e) {
         if (eocd < 20 || rd(b + eocd - 20, 4) != 0x07064b50)
             return iseg__werr_set(e, ISEG_STATUS_EFORMAT, "zip: zip64 locator missing");
         uint64_t z64 = rd(b + eocd - 20 + 8, 8);
-        if (z64 > n - 56 || rd(b + z64, 4) != 0x06064b50)
+        if (n < 56 || z64 > n - 56 || rd(b + z64, 4) != 0x06064b50)
             return iseg__werr_set(e, ISEG_STATUS_EFORMAT, "zip: bad zip64 end of central directory");
         count   = rd(b + z64 + 32, 8);
         cd_size = rd(b + z64 + 40, 8);

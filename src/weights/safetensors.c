@@ -137,7 +137,7 @@ static enum iseg_status jstring(struct jp *j) {
         default: return jfail(j, "bad escape in a string");
         }
         if (!jput(j, &ch, 1)) goto oom;
-        if (j->str_len > NAME_MAX_LEN * 4) return jfail(j, "string too long");
+        if (j->str_len > (size_t)HEADER_MAX) return jfail(j, "string too long");
     }
     if (j->str_len > (size_t)HEADER_MAX) return jfail(j, "string too long");
     return ISEG_STATUS_OK;
