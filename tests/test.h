@@ -32,6 +32,10 @@ struct iseg_test {
 #define TEST_LIST const struct iseg_test iseg_test_list[]
 extern const struct iseg_test iseg_test_list[];
 
+/* Per-test timeout in seconds (default 120, times $ISEG_TEST_TIMEOUT_MULTIPLIER); a module may
+ * define `const unsigned iseg_test_timeout_s = N;` to change it. */
+extern const unsigned iseg_test_timeout_s;
+
 #define TEST_SKIP_CODE 77
 #define TEST_SKIP(...)                                      \
     do {                                                    \

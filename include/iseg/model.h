@@ -127,6 +127,23 @@ void iseg_infer_set_tensor_cb(iseg_infer_t ctx, iseg_tensor_cb cb, void *user);
  * for an image over ISEG_IMAGE_MAX_PIXELS; ENOMEM. */
 enum iseg_status iseg_infer_run(iseg_infer_t ctx, const struct iseg_image *img,
                                 struct iseg_detections *out);
+/* Wall time of each stage of the last iseg_infer_run(), in milliseconds (the stages of
+ * torchvision's model, for side-by-side benchmarks). */
+struct iseg_infer_timings {
+    double transform;     /* to float, normalise, resize, pad */
+    double backbone;      /* ResNet-50 */
+    double fpn;           /* FPN P2..P6 */
+    double rpn_head;      /* RPN convs on every level */
+    double rpn_proposals; /* top-k, decode, clip, NMS */
+    double box_roi_align; /* MultiScaleRoIAlign 7x7 of the proposals */
+    double box_head;      /* box head, predictor, post-processing and NMS */
+    double mask_roi_align;/* MultiScaleRoIAlign 14x14 of the detections */
+    double mask_head;     /* mask head, deconvolution, logits */
+    double paste;         /* pasting masks into the image, RLE */
+    double total;         /* the whole call */
+};
+struct iseg_infer_timings iseg_infer_get_timings(const iseg_infer_t ctx);
+
 /* Detail of the last error of the context ("" when none). */
 const char *iseg_infer_last_error(const iseg_infer_t ctx);
 

@@ -15,6 +15,7 @@ struct iseg_infer {
     iseg_arena_t             a;
     iseg_tensor_cb           cb;
     void                    *cb_user;
+    struct iseg_infer_timings tm;
     char                     err[256];
 };
 
@@ -70,6 +71,15 @@ void iseg_infer_set_tensor_cb(iseg_infer_t c, iseg_tensor_cb cb, void *user) {
 }
 
 const char *iseg_infer_last_error(const iseg_infer_t c) { return c->err; }
+
+struct iseg_infer_timings iseg_infer_get_timings(const iseg_infer_t c) { return c->tm; }
+
+/* milliseconds since *t0, and restart the clock */
+static double lap(double *t0) {
+    double t = iseg__now(), d = (t - *t0) * 1e3;
+    *t0 = t;
+    return d;
+}
 
 void iseg_detections_free(struct iseg_detections *d) {
     if (!d) return;
@@ -296,6 +306,7 @@ static bool rpn(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], int i
     float *anchors = alloc_f(c, (size_t)4 * cap);
     if (!boxes || !scores || !lvl || !deltas || !anchors) return false;
     int n = 0;
+    double t0 = iseg__now();
     for (int l = 0; l < MRCNN_N_LEVELS; l++) {
         struct iseg_arena_mark mark = iseg_arena_mark(c->a);
         struct fmap h = P[l], t;
@@ -305,6 +316,7 @@ static bool rpn(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], int i
         }
         struct fmap o;
         if (!conv(c, &o, &h, m->rpn_out, NULL, ISEG_ACT_NONE)) return false;
+        c->tm.rpn_head += lap(&t0);
         char name[32];
         snprintf(name, sizeof(name), "rpn.head.p%d", l + 2);
         emit(c, name, o.d, 4, 1, o.C, o.H, o.W);
@@ -338,6 +350,7 @@ static bool rpn(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], int i
         }
         n += k;
         iseg_arena_release(c->a, mark);
+        c->tm.rpn_proposals += lap(&t0);
     }
     iseg_box_decode(boxes, deltas, anchors, n, w1, clip);
     iseg_sigmoid(scores, scores, (size_t)n);
@@ -361,6 +374,7 @@ static bool rpn(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], int i
     if (!props) return false;
     for (int i = 0; i < nk; i++) memcpy(props + 4 * i, boxes + 4 * keep[i], 4 * sizeof(float));
     emit(c, "rpn.proposals", props, 2, nk, 4, 1, 1);
+    c->tm.rpn_proposals += lap(&t0);
     *out_boxes = props;
     *out_n = nk;
     return true;
@@ -418,8 +432,10 @@ static bool box_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], 
     int K = m->num_classes;
     *out_n = 0;
     if (N == 0) return true;
+    double t0 = iseg__now();
     float *feat = alloc_f(c, (size_t)N * 256 * 49);
     if (!feat || !roi_pool(c, feat, P, props, N, 7, img_h, img_w)) return false;
+    c->tm.box_roi_align += lap(&t0);
     emit(c, "roi.box_features", feat, 4, N, 256, 7, 7);
     float *x = feat;
     for (int i = 0; i < m->n_box_conv; i++) {
@@ -489,6 +505,7 @@ static bool box_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], 
     }
     *out = d;
     *out_n = nk;
+    c->tm.box_head += lap(&t0);
     return true;
 }
 
@@ -500,7 +517,9 @@ static bool mask_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS],
     float *x = alloc_f(c, (size_t)D * 256 * 196);
     if (!boxes || !x) return false;
     for (int i = 0; i < D; i++) memcpy(boxes + 4 * i, d[i].box, 16);
+    double t0 = iseg__now();
     if (!roi_pool(c, x, P, boxes, D, 14, img_h, img_w)) return false;
+    c->tm.mask_roi_align += lap(&t0);
     emit(c, "roi.mask_features", x, 4, D, 256, 14, 14);
     for (int i = 0; i < 4; i++) {
         float *y = alloc_f(c, (size_t)D * 256 * 196);
@@ -529,6 +548,7 @@ static bool mask_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS],
     emit(c, "mask.logits", probs, 3, D, 28, 28, 1);
     iseg_sigmoid(probs, probs, (size_t)D * 784);
     *out = probs;
+    c->tm.mask_head += lap(&t0);
     return true;
 }
 
@@ -665,6 +685,8 @@ enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
         return ISEG_STATUS_ELIMIT;
     }
     const int H0 = (int)img->h, W0 = (int)img->w;
+    memset(&c->tm, 0, sizeof(c->tm));
+    double t_start = iseg__now(), t0 = t_start;
     iseg_arena_reset(c->a);
     enum iseg_status st = ISEG_STATUS_ENOMEM;
     float *x0;
@@ -692,8 +714,12 @@ enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
             memcpy(in.d + ((size_t)ch * ph + y) * pw, rs + ((size_t)ch * oh + y) * ow,
                    (size_t)ow * sizeof(float));
     emit(c, "input", in.d, 4, 1, 3, ph, pw);
+    c->tm.transform = lap(&t0);
     struct fmap C[4], P[MRCNN_N_LEVELS];
-    if (!backbone(c, &in, C) || !fpn(c, C, P)) goto oom;
+    if (!backbone(c, &in, C)) goto oom;
+    c->tm.backbone = lap(&t0);
+    if (!fpn(c, C, P)) goto oom;
+    c->tm.fpn = lap(&t0);
     float *props;
     int N;
     if (!rpn(c, P, oh, ow, ph, pw, &props, &N)) goto oom;
@@ -703,6 +729,7 @@ enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
     float *probs = NULL;
     if (D > 0 && !mask_head(c, P, d, D, oh, ow, &probs)) goto oom;
     if ((st = iseg_engine_take_error(c->e)) != ISEG_STATUS_OK) goto fail;
+    t0 = iseg__now();
     /* ref: transform.py postprocess: boxes * (original / resized), masks pasted */
     float rh = (float)H0 / (float)oh, rw = (float)W0 / (float)ow;
     out->h = (uint32_t)H0;
@@ -723,6 +750,8 @@ enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
         st = paste(&o->mask, probs + (size_t)i * 784, o->box, H0, W0, c->p.mask_thresh);
         if (st) goto fail;
     }
+    c->tm.paste = lap(&t0);
+    c->tm.total = (iseg__now() - t_start) * 1e3;
     return ISEG_STATUS_OK;
 oom:
     st = ISEG_STATUS_ENOMEM;

@@ -29,6 +29,9 @@
 #define SANITIZED 0
 #endif
 
+/* the live runs call torchvision (about a minute each on 2 busy cores) */
+const unsigned iseg_test_timeout_s = 600;
+
 static int meta_int(const iseg_weights_t g, const char *key, int dflt) {
     const char *v = iseg_weights_metadata(g, key);
     return v ? atoi(v) : dflt;

@@ -38,6 +38,8 @@ static const char PREDICT_USAGE[] =
     "  --min-size N          shorter side after resizing (default 800)\n"
     "  --max-size N          longer side limit (default 1333)\n"
     "  --threads N           worker threads (default: all CPUs)\n"
+    "  --timings             print the time of each stage of the model (ms) per image\n"
+    "  --repeat N            run each image N times (benchmarks: median stage times)\n"
     "  --dataset GT.json     run on every image of a COCO file, with its image ids\n"
     "  --images DIR          directory of the dataset's images (with --dataset)\n"
     "\n"
@@ -259,6 +261,30 @@ static double now_s(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* one line per stage: the median over the repeats, in ms */
+static void print_timings(FILE *f, const char *path, const struct iseg_infer_timings *tm, int n) {
+    static const char *const names[] = {"transform", "backbone", "fpn", "rpn_head",
+                                        "rpn_proposals", "box_roi_align", "box_head",
+                                        "mask_roi_align", "mask_head", "paste", "total"};
+    const size_t n_stages = sizeof(names) / sizeof(*names);
+    _Static_assert(sizeof(struct iseg_infer_timings) == 11 * sizeof(double), "stage table");
+    double *v = malloc((size_t)n * sizeof(double));
+    if (!v) return;
+    fprintf(f, "%s: stage times (ms, median of %d)\n", path, n);
+    for (size_t k = 0; k < n_stages; k++) {
+        for (int r = 0; r < n; r++) v[r] = ((const double *)&tm[r])[k];
+        qsort(v, (size_t)n, sizeof(double), cmp_double);
+        double med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+        fprintf(f, "  %-15s %9.1f\n", names[k], med);
+    }
+    free(v);
+}
+
 struct common_opts {
     const char *model, *arch;
     struct iseg_infer_params ip;
@@ -347,6 +373,8 @@ int cmd_predict(int argc, char **argv) {
     o.ip = iseg_infer_default_params();
     const char *out_path = NULL, *viz = NULL, *classes = NULL, *dataset = NULL, *images = NULL;
     double viz_thresh = 0.5;
+    bool timings = false;
+    long long repeat = 1;
     const char **inputs = calloc((size_t)argc, sizeof(*inputs));
     int n_inputs = 0;
     if (!inputs) return cli_error("out of memory");
@@ -363,7 +391,11 @@ int cmd_predict(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--classes", &v, &o.bad)) classes = v;
         else if (cli_opt(argc, argv, &i, "--dataset", &v, &o.bad)) dataset = v;
         else if (cli_opt(argc, argv, &i, "--images", &v, &o.bad)) images = v;
-        else if (cli_opt(argc, argv, &i, "--viz-thresh", &v, &o.bad)) {
+        else if (cli_flag(argv, i, "--timings")) timings = true;
+        else if (cli_opt(argc, argv, &i, "--repeat", &v, &o.bad)) {
+            if (v && !cli_parse_int(v, 1, 1000, &repeat))
+                o.bad = cli_error("--repeat: bad value '%s' (1..1000)", v);
+        } else if (cli_opt(argc, argv, &i, "--viz-thresh", &v, &o.bad)) {
             if (v && (!cli_parse_double(v, &viz_thresh) || !(viz_thresh >= 0 && viz_thresh <= 1)))
                 o.bad = cli_error("--viz-thresh: bad value '%s' (0..1)", v);
         } else if (argv[i][0] == '-' && argv[i][1] != '\0')
@@ -450,14 +482,29 @@ int cmd_predict(int argc, char **argv) {
         struct iseg_image img = {0};
         if ((rc = read_image(path, &img))) break;
         struct iseg_detections d = {0};
-        double t0 = now_s();
-        enum iseg_status st = iseg_infer_run(ctx, &img, &d);
-        double dt = now_s() - t0;
-        if (st != ISEG_STATUS_OK) {
-            rc = cli_error("%s: %s", path, iseg_infer_last_error(ctx));
+        double dt = 0;
+        enum iseg_status st = ISEG_STATUS_OK;
+        struct iseg_infer_timings *tm = calloc((size_t)repeat, sizeof(*tm));
+        if (!tm) {
+            rc = cli_error("out of memory");
             iseg_image_free(&img);
             break;
         }
+        for (long long r = 0; r < repeat && st == ISEG_STATUS_OK; r++) {
+            iseg_detections_free(&d);
+            double t0 = now_s();
+            st = iseg_infer_run(ctx, &img, &d);
+            dt = now_s() - t0;
+            tm[r] = iseg_infer_get_timings(ctx);
+        }
+        if (st != ISEG_STATUS_OK) {
+            rc = cli_error("%s: %s", path, iseg_infer_last_error(ctx));
+            iseg_image_free(&img);
+            free(tm);
+            break;
+        }
+        if (timings) print_timings(out.to_stdout ? stderr : stdout, path, tm, (int)repeat);
+        free(tm);
         rc = out_write(&out, image_id, &d);
         if (!rc && viz) rc = write_viz(viz, viz_dir, path, &img, &d, (float)viz_thresh, &cls);
         if (!rc) {
