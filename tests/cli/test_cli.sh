@@ -937,6 +937,28 @@ if "$SRC/tools/maskrcnn_parity.py" --help >/dev/null 2>&1 &&
     no_tmp_left "$TMP"
     end
 
+    begin "predict: JPEG, grayscale and RGBA inputs are read and converted"
+    /usr/bin/python3 -c '
+import sys
+from PIL import Image
+im = Image.open(sys.argv[1])
+im.save(sys.argv[2] + "/img.jpg", quality=92)
+im.convert("L").save(sys.argv[2] + "/gray.png")
+im.convert("RGBA").save(sys.argv[2] + "/rgba.png")' "$TMP/img.png" "$TMP"
+    mkdir -p "$TMP/viz"
+    # shellcheck disable=SC2086
+    run predict "$TMP/img.jpg" "$TMP/gray.png" "$TMP/rgba.png" --model "$TMP/m.pth" $SMALL \
+        --out "$TMP/res3.json" --viz "$TMP/viz"
+    want_rc 0
+    want_has "$OUT" "img.jpg: 100 detections" "stdout"
+    want_has "$OUT" "gray.png: 100 detections" "stdout"
+    [ -s "$TMP/viz/img.png" ] && [ -s "$TMP/viz/gray.png" ] || bad "overlays missing"
+    # RGBA drops alpha (as PIL's convert("RGB")): the same results as the RGB image
+    run predict "$TMP/rgba.png" --model "$TMP/m.pth" $SMALL --out "$TMP/res4.json"
+    run predict "$TMP/img.png" --model "$TMP/m.pth" $SMALL --out "$TMP/res5.json"
+    cmp -s "$TMP/res4.json" "$TMP/res5.json" || bad "RGBA and RGB results differ"
+    end
+
     begin "predict: the results evaluate with iseg eval (--dataset uses the file's image ids)"
     mkdir -p "$TMP/ds"
     cp "$TMP/img.png" "$TMP/ds/img.png"
