@@ -244,6 +244,45 @@ void iseg_box_clip(float *boxes, int N, float h, float w);
 void iseg_anchors(float *out, float size, const float *ratios, int n_ratios, int fh, int fw,
                   int stride_h, int stride_w);
 
+/* ---- backward passes (training) --------------------------------------------------------
+ * Each ACCUMULATES (+=) into its gradient outputs (callers zero them once per step), takes the
+ * forward's saved tensors as documented, and is checked against torch autograd and against
+ * central finite differences in double precision (tests/unit/test_nn_grad.c). */
+
+/* dx (n) += dy where the forward output y > 0 (torch's threshold_backward). */
+void iseg_relu_bwd(float *dx, const float *dy, const float *y, size_t n);
+/* dx (n) += dy y (1 - y), y the forward output. */
+void iseg_sigmoid_bwd(float *dx, const float *dy, const float *y, size_t n);
+/* dx (N, K) += y (dy - sum_k dy y), y the forward output. */
+void iseg_softmax_bwd(float *dx, const float *dy, const float *y, size_t N, int K);
+/* dx (B, C, h, w) += dy routed to each window's winner (torch's rule: the first maximum in
+ * row-major window order; a NaN wins). x is the forward input. */
+void iseg_maxpool2d_bwd(float *dx, const float *dy, const float *x, int B, int C, int h, int w,
+                        int k, int stride, int pad);
+/* dx (B, C, h, w) += the adjoint of the resizes above (same index and weight arithmetic). */
+void iseg_resize_nearest_bwd(float *dx, const float *dy, int B, int C, int h, int w, int oh,
+                             int ow);
+void iseg_resize_bilinear_bwd(float *dx, const float *dy, int B, int C, int h, int w, int oh,
+                              int ow, float scale_factor_h, float scale_factor_w);
+/* dfeat (C, H, W) += the adjoint of iseg_roi_align() for dout (N, C, oh, ow). */
+void iseg_roi_align_bwd(float *dfeat, const float *dout, const float *boxes, int N, int C, int H,
+                        int W, int oh, int ow, float spatial_scale, int sampling_ratio,
+                        bool aligned);
+/* Training-mode batch norm: statistics over (B, HW) per channel (biased variance, in double),
+ * y = (x - mean) invstd gamma + beta; saves mean and invstd (C) for the backward pass; updates
+ * running_mean/var (NULL: not kept) with torch's momentum rule (unbiased variance). */
+void iseg_batchnorm_train(float *y, float *save_mean, float *save_invstd, float *running_mean,
+                          float *running_var, const float *x, const float *gamma,
+                          const float *beta, float momentum, float eps, int B, int C,
+                          size_t HW);
+/* dx (B, C, HW), dgamma, dbeta (C) += gradients of iseg_batchnorm_train(); any may be NULL. */
+void iseg_batchnorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                        const float *save_mean, const float *save_invstd, const float *gamma,
+                        int B, int C, size_t HW);
+/* dx, dgamma, dbeta += gradients of iseg_groupnorm() (statistics recomputed from x). */
+void iseg_groupnorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                        const float *gamma, float eps, int B, int C, size_t HW, int groups);
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,3 +34,26 @@ void iseg_softmax(float *y, const float *x, size_t N, int K) {
         for (int k = 0; k < K; k++) yr[k] *= inv;
     }
 }
+
+/* ---- backward passes: accumulate (+=) into dx ---- */
+
+void iseg_relu_bwd(float *dx, const float *dy, const float *y, size_t n) {
+    /* torch's threshold_backward: the gradient passes where the output is > 0 */
+    for (size_t i = 0; i < n; i++)
+        if (y[i] > 0.0f) dx[i] += dy[i];
+}
+
+void iseg_sigmoid_bwd(float *dx, const float *dy, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i]) * y[i];
+}
+
+void iseg_softmax_bwd(float *dx, const float *dy, const float *y, size_t N, int K) {
+    ISEG_ASSERT(K >= 1);
+    for (size_t r = 0; r < N; r++) {
+        const float *dyr = dy + r * (size_t)K, *yr = y + r * (size_t)K;
+        float       *dxr = dx + r * (size_t)K;
+        float        s   = 0.0f;
+        for (int k = 0; k < K; k++) s += dyr[k] * yr[k];
+        for (int k = 0; k < K; k++) dxr[k] += yr[k] * (dyr[k] - s);
+    }
+}

@@ -94,3 +94,108 @@ void iseg_groupnorm_ref(float *y, const float *x, const float *gamma, const floa
             }
         }
 }
+
+/* ---- training: batch statistics and backward passes ---- */
+
+void iseg_batchnorm_train(float *y, float *save_mean, float *save_invstd, float *running_mean,
+                          float *running_var, const float *x, const float *gamma,
+                          const float *beta, float momentum, float eps, int B, int C,
+                          size_t HW) {
+    size_t n = (size_t)B * HW;
+    ISEG_ASSERT(n >= 1);
+    for (int c = 0; c < C; c++) {
+        double s = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *xp = x + ((size_t)b * C + c) * HW;
+            for (size_t i = 0; i < HW; i++) s += xp[i];
+        }
+        double m = s / (double)n, v = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *xp = x + ((size_t)b * C + c) * HW;
+            for (size_t i = 0; i < HW; i++) {
+                double t = xp[i] - m;
+                v += t * t;
+            }
+        }
+        double var = v / (double)n, invstd = 1.0 / sqrt(var + eps);
+        save_mean[c] = (float)m;
+        save_invstd[c] = (float)invstd;
+        if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)m;
+        if (running_var && n > 1)
+            running_var[c] = (1.0f - momentum) * running_var[c] +
+                             momentum * (float)(v / (double)(n - 1));
+        float scale = (float)invstd * (gamma ? gamma[c] : 1.0f);
+        float shift = (beta ? beta[c] : 0.0f) - (float)m * scale;
+        for (int b = 0; b < B; b++) {
+            const float *xp = x + ((size_t)b * C + c) * HW;
+            float       *yp = y + ((size_t)b * C + c) * HW;
+            for (size_t i = 0; i < HW; i++) yp[i] = xp[i] * scale + shift;
+        }
+    }
+}
+
+void iseg_batchnorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                        const float *save_mean, const float *save_invstd, const float *gamma,
+                        int B, int C, size_t HW) {
+    size_t n = (size_t)B * HW;
+    for (int c = 0; c < C; c++) {
+        double m = save_mean[c], is = save_invstd[c], sdy = 0.0, sdyx = 0.0;
+        for (int b = 0; b < B; b++) {
+            size_t o = ((size_t)b * C + c) * HW;
+            for (size_t i = 0; i < HW; i++) {
+                sdy += dy[o + i];
+                sdyx += dy[o + i] * ((x[o + i] - m) * is);
+            }
+        }
+        if (dgamma) dgamma[c] += (float)sdyx;
+        if (dbeta) dbeta[c] += (float)sdy;
+        if (!dx) continue;
+        double k = is * (gamma ? gamma[c] : 1.0), mdy = sdy / (double)n, mdyx = sdyx / (double)n;
+        for (int b = 0; b < B; b++) {
+            size_t o = ((size_t)b * C + c) * HW;
+            for (size_t i = 0; i < HW; i++) {
+                double xh = (x[o + i] - m) * is;
+                dx[o + i] += (float)(k * (dy[o + i] - mdy - xh * mdyx));
+            }
+        }
+    }
+}
+
+void iseg_groupnorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                        const float *gamma, float eps, int B, int C, size_t HW, int groups) {
+    ISEG_ASSERT(groups >= 1 && C % groups == 0);
+    int    cg = C / groups;
+    size_t n  = (size_t)cg * HW;
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < groups; g++) {
+            size_t o = ((size_t)b * C + (size_t)g * cg) * HW;
+            double mean, rstd;
+            group_stats(x + o, n, &mean, &rstd, eps);
+            double s1 = 0.0, s2 = 0.0; /* sums of dxhat and dxhat * xhat */
+            for (int j = 0; j < cg; j++) {
+                int    c  = g * cg + j;
+                double gm = gamma ? gamma[c] : 1.0, sdy = 0.0, sdyx = 0.0;
+                for (size_t i = 0; i < HW; i++) {
+                    size_t q  = o + (size_t)j * HW + i;
+                    double xh = (x[q] - mean) * rstd;
+                    sdy += dy[q];
+                    sdyx += dy[q] * xh;
+                }
+                if (dgamma) dgamma[c] += (float)sdyx;
+                if (dbeta) dbeta[c] += (float)sdy;
+                s1 += gm * sdy;
+                s2 += gm * sdyx;
+            }
+            if (!dx) continue;
+            double m1 = s1 / (double)n, m2 = s2 / (double)n;
+            for (int j = 0; j < cg; j++) {
+                int    c  = g * cg + j;
+                double gm = gamma ? gamma[c] : 1.0;
+                for (size_t i = 0; i < HW; i++) {
+                    size_t q  = o + (size_t)j * HW + i;
+                    double xh = (x[q] - mean) * rstd;
+                    dx[q] += (float)(rstd * (gm * dy[q] - m1 - xh * m2));
+                }
+            }
+        }
+}

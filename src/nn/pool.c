@@ -65,3 +65,34 @@ void iseg_maxpool2d_ref(float *y, const float *x, int B, int C, int h, int w, in
                 y[(p * oh + oy) * ow + ox] = m;
             }
 }
+
+void iseg_maxpool2d_bwd(float *dx, const float *dy, const float *x, int B, int C, int h, int w,
+                        int k, int stride, int pad) {
+    int oh, ow;
+    iseg_maxpool2d_out_hw(k, stride, pad, h, w, &oh, &ow);
+    for (size_t p = 0; p < (size_t)B * C; p++) {
+        const float *xp = x + p * h * w;
+        float       *dxp = dx + p * h * w;
+        const float *dyp = dy + p * oh * ow;
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                /* torch's winner: starts at the window's first valid pixel, replaced by a
+                 * strictly greater value or by any NaN (so the last NaN wins) */
+                int y0 = oy * stride - pad, x0 = ox * stride - pad;
+                int y1 = y0 + k < h ? y0 + k : h, x1 = x0 + k < w ? x0 + k : w;
+                if (y0 < 0) y0 = 0;
+                if (x0 < 0) x0 = 0;
+                int   arg = y0 * w + x0;
+                float m   = -INFINITY;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) {
+                        float v = xp[(size_t)iy * w + ix];
+                        if (v > m || isnan(v)) {
+                            m   = v;
+                            arg = iy * w + ix;
+                        }
+                    }
+                dxp[arg] += dyp[(size_t)oy * ow + ox];
+            }
+    }
+}

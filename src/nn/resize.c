@@ -143,3 +143,37 @@ void iseg_resize_bilinear_ref(float *y, const float *x, int B, int C, int h, int
                     (x00 * lx.l0 + x01 * lx.l1) * ly.l0 + (x10 * lx.l0 + x11 * lx.l1) * ly.l1;
             }
 }
+
+/* ---- backward passes: accumulate (+=) into dx ---- */
+
+void iseg_resize_nearest_bwd(float *dx, const float *dy, int B, int C, int h, int w, int oh,
+                             int ow) {
+    ISEG_ASSERT(h >= 1 && w >= 1 && oh >= 1 && ow >= 1);
+    for (size_t p = 0; p < (size_t)B * C; p++)
+        for (int oy = 0; oy < oh; oy++) {
+            float       *dxr = dx + (p * h + (size_t)nearest_src(oy, h, oh)) * w;
+            const float *dyr = dy + (p * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox++) dxr[nearest_src(ox, w, ow)] += dyr[ox];
+        }
+}
+
+void iseg_resize_bilinear_bwd(float *dx, const float *dy, int B, int C, int h, int w, int oh,
+                              int ow, float scale_factor_h, float scale_factor_w) {
+    ISEG_ASSERT(h >= 1 && w >= 1 && oh >= 1 && ow >= 1);
+    float sh = lin_scale(h, oh, scale_factor_h), sw = lin_scale(w, ow, scale_factor_w);
+    for (size_t p = 0; p < (size_t)B * C; p++)
+        for (int oy = 0; oy < oh; oy++) {
+            struct lin   ly  = lin_at(oy, h, oh, sh);
+            float       *r0  = dx + (p * h + (size_t)ly.i0) * w;
+            float       *r1  = dx + (p * h + (size_t)ly.i1) * w;
+            const float *dyr = dy + (p * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox++) {
+                struct lin lx = lin_at(ox, w, ow, sw);
+                float      g  = dyr[ox];
+                r0[lx.i0] += ly.l0 * lx.l0 * g;
+                r0[lx.i1] += ly.l0 * lx.l1 * g;
+                r1[lx.i0] += ly.l1 * lx.l0 * g;
+                r1[lx.i1] += ly.l1 * lx.l1 * g;
+            }
+        }
+}

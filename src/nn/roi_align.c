@@ -186,3 +186,36 @@ void iseg_roi_levels(int *levels, const float *boxes, int N, int k_min, int k_ma
         levels[i]         = l - k_min;
     }
 }
+
+/* Backward of RoIAlign (torchvision roi_align_backward_kernel): each output bin's gradient,
+ * divided by the sample count, is scattered to the four taps of every sample. Sequential over
+ * RoIs (their footprints overlap), so the sum order is fixed. */
+void iseg_roi_align_bwd(float *dfeat, const float *dout, const float *boxes, int N, int C, int H,
+                        int W, int oh, int ow, float spatial_scale, int sampling_ratio,
+                        bool aligned) {
+    ISEG_ASSERT(N >= 0 && C >= 1 && H >= 1 && W >= 1 && oh >= 1 && ow >= 1);
+    size_t hw = (size_t)H * W, ohw = (size_t)oh * ow;
+    for (int n = 0; n < N; n++) {
+        struct roi_geom g =
+            roi_geom(boxes + 4 * n, oh, ow, spatial_scale, sampling_ratio, aligned);
+        for (int ph = 0; ph < oh; ph++)
+            for (int pw = 0; pw < ow; pw++)
+                for (int iy = 0; iy < g.gh; iy++) {
+                    float y = sample_y(&g, ph, iy);
+                    for (int ix = 0; ix < g.gw; ix++) {
+                        float x = sample_x(&g, pw, ix);
+                        if (y < -1.0f || y > (float)H || x < -1.0f || x > (float)W) continue;
+                        struct precalc pc = sample_at(y, x, H, W);
+                        for (int c = 0; c < C; c++) {
+                            float  gv = dout[((size_t)n * C + c) * ohw + (size_t)ph * ow + pw] /
+                                       g.count;
+                            float *f  = dfeat + (size_t)c * hw;
+                            f[pc.pos1] += pc.w1 * gv;
+                            f[pc.pos2] += pc.w2 * gv;
+                            f[pc.pos3] += pc.w3 * gv;
+                            f[pc.pos4] += pc.w4 * gv;
+                        }
+                    }
+                }
+    }
+}
