@@ -80,75 +80,99 @@ struct im2col {
     bool                           direct; /* 1x1, stride 1, no padding: B is x itself */
 };
 
-/* one output row's run of columns inside an NR panel */
+/* one output row's run of columns of the chunk */
 struct seg {
-    int oy, ox, len, lane;
+    int oy, ox, len, col;
 };
 
+#define SEG_MAX 512 /* output-row runs per chunk: at most nc + 1 */
+
+/* Store row k of the columns [col, col + len) of a B block: column j lives in panel j / nr at
+ * lane j % nr of that panel's row k (dk = dst + k nr, panels ps floats apart). src NULL: zeros. */
+static inline void put_run(float *dk, size_t ps, int nr, int col, const float *src, int len) {
+    int    lane = col % nr;
+    float *d    = dk + (size_t)(col / nr) * ps + lane;
+    while (len > 0) {
+        int n = nr - lane < len ? nr - lane : len;
+        if (src) {
+            memcpy(d, src, (size_t)n * sizeof(float));
+            src += n;
+        } else {
+            memset(d, 0, (size_t)n * sizeof(float));
+        }
+        len -= n;
+        d += ps - (size_t)lane; /* start of the next panel's row k */
+        lane = 0;
+    }
+}
+
+/* Packs the im2col block (rows k0..k0+kc, columns n0..n0+nc) row by row: each row (ci, ky, kx)
+ * is a few runs of one input row (long, contiguous for stride 1, so the loads stream), with
+ * zeros where the kernel overhangs the image. */
 static void pack_im2col(const void *vctx, int b, int g, float *dst, int k0, int kc, int n0,
                         int nc, int nr) {
     const struct im2col           *s = vctx;
     const struct iseg_conv2d_desc *d = s->d;
     size_t       hw = (size_t)s->h * s->w;
     const float *xg = s->x + ((size_t)b * d->cin + (size_t)g * s->cin_g) * hw;
-    int          kk = d->kh * d->kw;
-    for (int p = 0; p < nc; p += nr) {
-        int    nv = nc - p < nr ? nc - p : nr;
-        float *dp = dst + (size_t)p * kc;
-        if (s->direct) {
-            for (int k = 0; k < kc; k++, dp += nr) {
-                memcpy(dp, xg + (size_t)(k0 + k) * hw + (size_t)(n0 + p), (size_t)nv * sizeof(float));
-                for (int j = nv; j < nr; j++) dp[j] = 0.0f;
-            }
-            continue;
+    size_t       ps = (size_t)kc * nr;
+    int          np = iseg__ceil_div(nc, nr), tail = np * nr - nc;
+    float       *dtail = dst + (size_t)(np - 1) * ps + (nr - tail);
+    if (s->direct) {
+        for (int k = 0; k < kc; k++) {
+            put_run(dst + (size_t)k * nr, ps, nr, 0, xg + (size_t)(k0 + k) * hw + (size_t)n0, nc);
+            if (tail) memset(dtail + (size_t)k * nr, 0, (size_t)tail * sizeof(float));
         }
-        /* split the panel's columns into runs along output rows */
-        struct seg segs[64];
-        int        nseg = 0, col = n0 + p, lane = 0;
-        while (lane < nv) {
-            int oy = col / s->ow, ox = col % s->ow;
-            int len = s->ow - ox < nv - lane ? s->ow - ox : nv - lane;
-            ISEG_ASSERT(nseg < 64);
-            segs[nseg++] = (struct seg){oy, ox, len, lane};
-            lane += len;
-            col += len;
-        }
-        int ci = k0 / kk, r = k0 % kk, ky = r / d->kw, kx = r % d->kw;
-        for (int k = 0; k < kc; k++, dp += nr) {
-            const float *xc = xg + (size_t)ci * hw;
-            for (int si = 0; si < nseg; si++) {
-                const struct seg *sg  = &segs[si];
-                float            *o   = dp + sg->lane;
-                int               iy  = sg->oy * d->stride_h - d->pad_h + ky * d->dil_h;
-                if (iy < 0 || iy >= s->h) {
-                    for (int t = 0; t < sg->len; t++) o[t] = 0.0f;
-                    continue;
-                }
-                const float *row = xc + (size_t)iy * s->w;
-                int          sw  = d->stride_w;
-                int          ix0 = sg->ox * sw - d->pad_w + kx * d->dil_w;
-                /* valid t: 0 <= ix0 + t sw < w */
-                int t_lo = ix0 >= 0 ? 0 : (-ix0 + sw - 1) / sw;
-                int t_hi = ix0 >= s->w ? 0 : (s->w - 1 - ix0) / sw + 1;
-                if (t_hi > sg->len) t_hi = sg->len;
-                if (t_lo > t_hi) t_lo = t_hi;
-                int t = 0;
-                for (; t < t_lo; t++) o[t] = 0.0f;
-                if (sw == 1) {
-                    const float *src = row + ix0;
-                    for (; t < t_hi; t++) o[t] = src[t];
-                } else {
-                    for (; t < t_hi; t++) o[t] = row[ix0 + t * sw];
-                }
-                for (; t < sg->len; t++) o[t] = 0.0f;
+        return;
+    }
+    struct seg segs[SEG_MAX];
+    int        nseg = 0;
+    for (int col = 0; col < nc;) {
+        int oy = (n0 + col) / s->ow, ox = (n0 + col) % s->ow;
+        int len = s->ow - ox < nc - col ? s->ow - ox : nc - col;
+        ISEG_ASSERT(nseg < SEG_MAX);
+        segs[nseg++] = (struct seg){oy, ox, len, col};
+        col += len;
+    }
+    float tmp[SEG_MAX]; /* one strided run, gathered */
+    int   sw = d->stride_w, kk = d->kh * d->kw;
+    int   ci = k0 / kk, r = k0 % kk, ky = r / d->kw, kx = r % d->kw;
+    for (int k = 0; k < kc; k++) {
+        float       *dk = dst + (size_t)k * nr;
+        const float *xc = xg + (size_t)ci * hw;
+        for (int si = 0; si < nseg; si++) {
+            const struct seg *sg  = &segs[si];
+            int               len = sg->len;
+            int               iy  = sg->oy * d->stride_h - d->pad_h + ky * d->dil_h;
+            if (iy < 0 || iy >= s->h) {
+                put_run(dk, ps, nr, sg->col, NULL, len);
+                continue;
             }
-            for (int j = nv; j < nr; j++) dp[j] = 0.0f;
-            if (++kx == d->kw) {
-                kx = 0;
-                if (++ky == d->kh) {
-                    ky = 0;
-                    ci++;
+            const float *row = xc + (size_t)iy * s->w;
+            int          ix0 = sg->ox * sw - d->pad_w + kx * d->dil_w;
+            /* valid t: 0 <= ix0 + t sw < w (divisions only at the borders) */
+            int t_lo = 0, t_hi = len;
+            if (ix0 < 0) t_lo = (-ix0 + sw - 1) / sw;
+            if (ix0 + (len - 1) * sw >= s->w) t_hi = ix0 >= s->w ? 0 : (s->w - 1 - ix0) / sw + 1;
+            if (t_hi > len) t_hi = len;
+            if (t_lo > t_hi) t_lo = t_hi;
+            if (t_lo) put_run(dk, ps, nr, sg->col, NULL, t_lo);
+            if (t_hi > t_lo) {
+                const float *src = row + ix0 + t_lo * sw;
+                if (sw != 1) {
+                    for (int t = 0; t < t_hi - t_lo; t++) tmp[t] = src[(size_t)t * sw];
+                    src = tmp;
                 }
+                put_run(dk, ps, nr, sg->col + t_lo, src, t_hi - t_lo);
+            }
+            if (t_hi < len) put_run(dk, ps, nr, sg->col + t_hi, NULL, len - t_hi);
+        }
+        if (tail) memset(dtail + (size_t)k * nr, 0, (size_t)tail * sizeof(float));
+        if (++kx == d->kw) {
+            kx = 0;
+            if (++ky == d->kh) {
+                ky = 0;
+                ci++;
             }
         }
     }

@@ -19,7 +19,7 @@
 
 /* Portable kernel, NR 16. Plain multiply-add (the build does not contract to FMA). */
 void iseg__kernel_c(int kc, const float *a, const float *b, float *c, size_t ldc,
-                    const float *c0, size_t ldc0) {
+                    const float *c0, size_t ldc0, const struct iseg__gemm_epi *epi) {
     enum { NR = 16 };
     float acc[MR][NR];
     memset(acc, 0, sizeof(acc));
@@ -31,20 +31,24 @@ void iseg__kernel_c(int kc, const float *a, const float *b, float *c, size_t ldc
         a += MR;
         b += NR;
     }
+    const float *br = epi ? epi->bias_row : NULL, *bc = epi ? epi->bias_col : NULL;
+    bool         relu = epi && epi->relu;
     for (int r = 0; r < MR; r++) {
-        float *cr = c + (size_t)r * ldc;
-        if (c0) {
-            const float *c0r = c0 + (size_t)r * ldc0;
-            for (int j = 0; j < NR; j++) cr[j] = c0r[j] + acc[r][j];
-        } else {
-            for (int j = 0; j < NR; j++) cr[j] = acc[r][j];
+        float       *cr  = c + (size_t)r * ldc;
+        const float *c0r = c0 ? c0 + (size_t)r * ldc0 : NULL;
+        for (int j = 0; j < NR; j++) {
+            float v = c0r ? c0r[j] + acc[r][j] : acc[r][j];
+            if (br) v += br[r];
+            if (bc) v += bc[j];
+            if (relu) v = v > 0.0f ? v : 0.0f;
+            cr[j] = v;
         }
     }
 }
 
 static const struct iseg__gemm_kernel KERNELS[] = {
     {ISEG_GEMM_ISA_C, 16, iseg__kernel_c, "c"},
-    {ISEG_GEMM_ISA_AVX2, 16, iseg__kernel_avx2, "avx2"},
+    {ISEG_GEMM_ISA_AVX2, 24, iseg__kernel_avx2, "avx2"},
     {ISEG_GEMM_ISA_AVX512, 48, iseg__kernel_avx512, "avx512"},
 };
 
@@ -157,6 +161,7 @@ struct run_ctx {
     size_t                          a_floats, b_floats; /* per-thread scratch layout */
 };
 
+/* The epilogue on its own, for K = 0 (no kernel call to fuse it into). */
 static void epilogue(const struct iseg__gemm_desc *d, float *c, int g, int m, int n, int mv,
                      int nv) {
     const float *br = d->bias_row ? d->bias_row + (size_t)g * d->M + m : NULL;
@@ -173,6 +178,8 @@ static void epilogue(const struct iseg__gemm_desc *d, float *c, int g, int m, in
             for (int j = 0; j < nv; j++) cr[j] = cr[j] > 0.0f ? cr[j] : 0.0f;
     }
 }
+
+#define NR_MAX 48
 
 static void gemm_task(void *vctx, size_t item, int ith) {
     const struct run_ctx         *x = vctx;
@@ -193,6 +200,8 @@ static void gemm_task(void *vctx, size_t item, int ith) {
     float       *C  = d->C + b * d->c_bs + g * d->c_gs;
     const float *C0 = d->C0 ? d->C0 + b * d->c0_bs + g * d->c0_gs : NULL;
     iseg__gemm_kernel_fn kern = x->k->fn;
+    bool  has_epi = d->bias_row || d->bias_col || d->relu;
+    float br_pad[MR], bc_pad[NR_MAX]; /* bias of an edge tile, zero-padded to the full tile */
 
     for (int k0 = 0; k0 < d->K; k0 += KC) {
         int  kc    = d->K - k0 < KC ? d->K - k0 : KC;
@@ -223,27 +232,48 @@ static void gemm_task(void *vctx, size_t item, int ith) {
             for (int jr = 0; jr < ncur; jr += nr) {
                 int          nv = ncur - jr < nr ? ncur - jr : nr;
                 const float *bb = bpan + (size_t)(jr / nr) * b_ps;
+                int          n  = n0 + jr;
+                struct iseg__gemm_epi epi = {NULL, NULL, d->relu};
+                if (last && d->bias_col) {
+                    if (nv == nr) {
+                        epi.bias_col = d->bias_col + n;
+                    } else {
+                        memcpy(bc_pad, d->bias_col + n, (size_t)nv * sizeof(float));
+                        memset(bc_pad + nv, 0, (size_t)(nr - nv) * sizeof(float));
+                        epi.bias_col = bc_pad;
+                    }
+                }
                 for (int ir = 0; ir < mbc; ir += MR) {
                     int          mv = mbc - ir < MR ? mbc - ir : MR;
-                    int          m  = mb + ir, n = n0 + jr;
+                    int          m  = mb + ir;
                     const float *a  = apan + (size_t)(ir / MR) * a_ps;
                     float       *c  = C + (size_t)m * d->ldc + n;
                     const float *s0 = first ? (C0 ? C0 + (size_t)m * d->ldc0 + n : NULL) : c;
                     size_t       l0 = first ? d->ldc0 : d->ldc;
+                    if (last && d->bias_row) {
+                        const float *br = d->bias_row + (size_t)g * d->M + m;
+                        if (mv == MR) {
+                            epi.bias_row = br;
+                        } else {
+                            memcpy(br_pad, br, (size_t)mv * sizeof(float));
+                            memset(br_pad + mv, 0, (size_t)(MR - mv) * sizeof(float));
+                            epi.bias_row = br_pad;
+                        }
+                    }
+                    const struct iseg__gemm_epi *pe = last && has_epi ? &epi : NULL;
                     if (mv == MR && nv == nr) {
-                        kern(kc, a, bb, c, d->ldc, s0, l0);
+                        kern(kc, a, bb, c, d->ldc, s0, l0, pe);
                     } else {
                         /* edge tile: same kernel on a full tile, valid part copied */
                         if (s0)
                             for (int r = 0; r < mv; r++)
                                 memcpy(tile + (size_t)r * nr, s0 + (size_t)r * l0,
                                        (size_t)nv * sizeof(float));
-                        kern(kc, a, bb, tile, (size_t)nr, s0 ? tile : NULL, (size_t)nr);
+                        kern(kc, a, bb, tile, (size_t)nr, s0 ? tile : NULL, (size_t)nr, pe);
                         for (int r = 0; r < mv; r++)
                             memcpy(c + (size_t)r * d->ldc, tile + (size_t)r * nr,
                                    (size_t)nv * sizeof(float));
                     }
-                    if (last) epilogue(d, c, g, m, n, mv, nv);
                 }
             }
         }

@@ -2,7 +2,8 @@
  *
  * Per k: three 16-float loads of B and eight broadcasts of A feed 24 FMAs, so the two FMA
  * pipes stay busy with 24 independent chains (latency 4). Compiled for AVX-512 by function
- * attribute only; the dispatcher calls it when the CPU reports avx512f, avx512vl and fma. */
+ * attribute only; the dispatcher calls it when the CPU reports avx512f, avx512vl and fma.
+ * The last K block applies the epilogue in registers (same order as the other kernels). */
 #include "nn/nn_impl.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -11,7 +12,9 @@
 #define TGT __attribute__((target("avx512f,avx512vl,fma")))
 
 TGT void iseg__kernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc,
-                             const float *c0, size_t ldc0) {
+                             const float *c0, size_t ldc0, const struct iseg__gemm_epi *epi) {
+    const float *br = epi ? epi->bias_row : NULL, *bc = epi ? epi->bias_col : NULL;
+    bool         relu = epi && epi->relu;
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
@@ -39,6 +42,9 @@ TGT void iseg__kernel_avx512(int kc, const float *a, const float *b, float *c, s
         b += 48;
     }
 #undef ROW
+    /* the order of the epilogue is fixed: (acc + c0) + bias_row + bias_col, then ReLU */
+    __m512 bc0 = _mm512_setzero_ps(), bc1 = bc0, bc2 = bc0, zero = bc0;
+    if (bc) bc0 = _mm512_loadu_ps(bc), bc1 = _mm512_loadu_ps(bc + 16), bc2 = _mm512_loadu_ps(bc + 32);
 #define STORE(r)                                                                      \
     do {                                                                              \
         float *cr = c + (size_t)(r) * ldc;                                            \
@@ -47,6 +53,22 @@ TGT void iseg__kernel_avx512(int kc, const float *a, const float *b, float *c, s
             c##r##0         = _mm512_add_ps(_mm512_loadu_ps(sr), c##r##0);           \
             c##r##1         = _mm512_add_ps(_mm512_loadu_ps(sr + 16), c##r##1);      \
             c##r##2         = _mm512_add_ps(_mm512_loadu_ps(sr + 32), c##r##2);      \
+        }                                                                             \
+        if (br) {                                                                     \
+            __m512 v = _mm512_set1_ps(br[r]);                                         \
+            c##r##0  = _mm512_add_ps(c##r##0, v);                                     \
+            c##r##1  = _mm512_add_ps(c##r##1, v);                                     \
+            c##r##2  = _mm512_add_ps(c##r##2, v);                                     \
+        }                                                                             \
+        if (bc) {                                                                     \
+            c##r##0 = _mm512_add_ps(c##r##0, bc0);                                    \
+            c##r##1 = _mm512_add_ps(c##r##1, bc1);                                    \
+            c##r##2 = _mm512_add_ps(c##r##2, bc2);                                    \
+        }                                                                             \
+        if (relu) {                                                                   \
+            c##r##0 = _mm512_max_ps(c##r##0, zero);                                   \
+            c##r##1 = _mm512_max_ps(c##r##1, zero);                                   \
+            c##r##2 = _mm512_max_ps(c##r##2, zero);                                   \
         }                                                                             \
         _mm512_storeu_ps(cr, c##r##0);                                                \
         _mm512_storeu_ps(cr + 16, c##r##1);                                           \
@@ -66,8 +88,8 @@ TGT void iseg__kernel_avx512(int kc, const float *a, const float *b, float *c, s
 #else /* not x86-64 GCC/Clang: never selected */
 
 void iseg__kernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc,
-                         const float *c0, size_t ldc0) {
-    (void)kc, (void)a, (void)b, (void)c, (void)ldc, (void)c0, (void)ldc0;
+                         const float *c0, size_t ldc0, const struct iseg__gemm_epi *epi) {
+    (void)kc, (void)a, (void)b, (void)c, (void)ldc, (void)c0, (void)ldc0, (void)epi;
     ISEG_ASSERT(!"AVX-512 kernel called on a build without it");
 }
 

@@ -46,19 +46,29 @@ void   iseg__engine_run(iseg_engine_t e, size_t n, iseg__task_fn fn, void *ctx);
 /* K block: fixed (never derived from the thread count), so that every output element is summed
  * in the same order whatever the partition: within a block sequentially over k in one
  * accumulator, blocks added to C in order. */
-#define ISEG_GEMM_KC 128
+#define ISEG_GEMM_KC 256
 
 enum iseg__gemm_isa {
     ISEG_GEMM_ISA_AUTO = 0, /* best the CPU supports */
     ISEG_GEMM_ISA_C,        /* portable C, NR 16 */
-    ISEG_GEMM_ISA_AVX2,     /* AVX2 + FMA, NR 16 */
+    ISEG_GEMM_ISA_AVX2,     /* AVX2 + FMA, NR 24 */
     ISEG_GEMM_ISA_AVX512,   /* AVX-512F + FMA, NR 48 */
 };
 
-/* c[r * ldc + j] = (c0 ? c0[r * ldc0 + j] : 0) + sum_k a[k MR + r] b[k NR + j] for the full tile;
- * the sum runs over k in order in one accumulator per element; c0 may equal c. */
+/* Fused epilogue of the last K block, applied in this order to acc (+ c0): + bias_row[r],
+ * + bias_col[j], max(0, .). The pointers cover the full tile (MR rows, NR columns). */
+struct iseg__gemm_epi {
+    const float *bias_row; /* (MR) or NULL */
+    const float *bias_col; /* (NR) or NULL */
+    bool         relu;
+};
+
+/* c[r * ldc + j] = epi((c0 ? c0[r * ldc0 + j] : 0) + sum_k a[k MR + r] b[k NR + j]) for the
+ * full tile; the sum runs over k in order in one accumulator per element; c0 may equal c;
+ * epi NULL: none. */
 typedef void (*iseg__gemm_kernel_fn)(int kc, const float *a, const float *b, float *c,
-                                     size_t ldc, const float *c0, size_t ldc0);
+                                     size_t ldc, const float *c0, size_t ldc0,
+                                     const struct iseg__gemm_epi *epi);
 
 struct iseg__gemm_kernel {
     enum iseg__gemm_isa  isa;
@@ -76,11 +86,11 @@ const struct iseg__gemm_kernel *iseg__gemm_force(enum iseg__gemm_isa isa);
 const struct iseg__gemm_kernel *iseg__gemm_kernel_nr(int nr);
 
 void iseg__kernel_c(int kc, const float *a, const float *b, float *c, size_t ldc,
-                    const float *c0, size_t ldc0);
+                    const float *c0, size_t ldc0, const struct iseg__gemm_epi *epi);
 void iseg__kernel_avx2(int kc, const float *a, const float *b, float *c, size_t ldc,
-                       const float *c0, size_t ldc0);
+                       const float *c0, size_t ldc0, const struct iseg__gemm_epi *epi);
 void iseg__kernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc,
-                         const float *c0, size_t ldc0);
+                         const float *c0, size_t ldc0, const struct iseg__gemm_epi *epi);
 
 /* Pack A (M, K) into MR-row panels, K block by K block: block k0 (of kc = min(KC, K - k0)
  * columns) starts at dst + k0 * Mpad and holds [Mpad / MR][kc][MR], Mpad = ceil(M/MR) MR.

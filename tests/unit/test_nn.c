@@ -151,6 +151,14 @@ TEST(conv2d_vs_ref) {
         {300, 20, 1, 1, 0, 1, 1, 1, 7, 9, false, true, true},    /* K = 300 */
         {4, 300, 3, 1, 0, 1, 1, 1, 6, 5, false, false, true},    /* M > MC_BLK */
         {6, 10, 5, 3, 0, 2, 1, 1, 20, 17, false, true, true},    /* 5x5 stride 3 dil 2 */
+        {60, 19, 3, 1, 1, 1, 1, 1, 13, 29, true, true, true},    /* K 540: 3 K blocks, row runs */
+        {16, 24, 3, 1, 1, 1, 1, 6, 7, 7, false, true, true},     /* head-like: 7x7, B 6 */
+        {9, 16, 3, 1, 1, 1, 1, 3, 14, 14, true, false, false},   /* head-like: 14x14, B 3 */
+        {7, 13, 3, 2, 1, 1, 1, 2, 15, 18, false, true, true},    /* 3x3 stride 2, odd size */
+        {24, 40, 1, 1, 0, 1, 1, 2, 19, 23, true, true, true},    /* 1x1 direct, N tails */
+        {5, 9, 3, 1, 1, 1, 1, 1, 1, 400, false, false, true},    /* one row, 400 columns */
+        {5, 9, 3, 1, 1, 1, 1, 1, 400, 1, false, true, true},     /* one column, 400 rows */
+        {4, 8, 3, 1, 4, 1, 1, 1, 3, 5, false, false, true},      /* padding wider than input */
     };
     uint64_t      st = 7;
     iseg_engine_t e1, e3;
@@ -228,7 +236,8 @@ TEST(deconv2d_vs_ref) {
 /* ---- linear ---- */
 
 TEST(linear_vs_ref) {
-    static const int shapes[][3] = {{1, 1, 1}, {5, 37, 50}, {64, 300, 97}, {300, 49, 16}};
+    static const int shapes[][3] = {{1, 1, 1},     {5, 37, 50},  {64, 300, 97},
+                                    {300, 49, 16}, {37, 261, 403}, {3, 700, 25}};
     uint64_t      st = 11;
     iseg_engine_t e1, e3;
     ASSERT_OK(iseg_engine_init(&e1, 1));
