@@ -76,6 +76,29 @@ g, b = torch.rand(6) + 0.5, torch.randn(6)
 y, dy, dx, (dg, db) = grad_of(lambda t, gg, bb: F.group_norm(t, 3, gg, bb, 1e-5), x, g, b)
 put("groupnorm", x=x, gamma=g, beta=b, y=y, dy=dy, dx=dx, dgamma=dg, dbeta=db)
 
+# convolutions: stride, padding, dilation, groups
+for name, cin, cout, k, st, pd, dl, gr, hw in (
+        ("conv3", 3, 5, 3, 1, 1, 1, 1, (9, 11)), ("conv_s2", 4, 6, 3, 2, 1, 1, 2, (10, 9)),
+        ("conv_dil", 2, 3, 3, 1, 2, 2, 1, (8, 8)), ("conv1x1", 6, 4, 1, 1, 0, 1, 1, (5, 7)),
+        ("conv7s2", 3, 4, 7, 2, 3, 1, 1, (15, 13))):
+    x = torch.randn(2, cin, *hw)
+    wt = torch.randn(cout, cin // gr, k, k) * 0.3
+    bs = torch.randn(cout)
+    y, dy, dx, (dw, db) = grad_of(lambda t, ww, bb: F.conv2d(t, ww, bb, st, pd, dl, gr), x, wt, bs)
+    put(name, x=x, w=wt, b=bs, y=y, dy=dy, dx=dx, dw=dw, db=db)
+for name, cin, cout, k, st, pd, op, hw in (("deconv2", 4, 3, 2, 2, 0, 0, (5, 6)),
+                                           ("deconv3", 3, 2, 3, 2, 1, 1, (4, 5))):
+    x = torch.randn(2, cin, *hw)
+    wt = torch.randn(cin, cout, k, k) * 0.3
+    bs = torch.randn(cout)
+    y, dy, dx, (dw, db) = grad_of(
+        lambda t, ww, bb: F.conv_transpose2d(t, ww, bb, st, pd, op), x, wt, bs)
+    put(name, x=x, w=wt, b=bs, y=y, dy=dy, dx=dx, dw=dw, db=db)
+x = torch.randn(7, 13)
+wt, bs = torch.randn(5, 13) * 0.3, torch.randn(5)
+y, dy, dx, (dw, db) = grad_of(lambda t, ww, bb: F.linear(t, ww, bb), x, wt, bs)
+put("linear", x=x, w=wt, b=bs, y=y, dy=dy, dx=dx, dw=dw, db=db)
+
 header, blobs, off = {}, [], 0
 for name, t in T.items():
     data = t.numpy().astype("<f4").tobytes()

@@ -283,6 +283,34 @@ void iseg_batchnorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dy,
 void iseg_groupnorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                         const float *gamma, float eps, int B, int C, size_t HW, int groups);
 
+/* Training-time convolution on raw weights (they change every step, so they are not packed):
+ * the same results as iseg_conv2d_forward_ref() up to summation order. scratch: at least
+ * iseg_conv2d_train_scratch(d, h, w) floats (the caller's, so a step allocates nothing). */
+size_t iseg_conv2d_train_scratch(const struct iseg_conv2d_desc *d, int h, int w);
+void iseg_conv2d_fwd_raw(iseg_engine_t e, float *y, const float *x, const float *weight,
+                         const float *bias, const struct iseg_conv2d_desc *d, int B, int h,
+                         int w, float *scratch);
+/* dx (B, cin, h, w), dw (cout, cin/groups, kh, kw), db (cout) += the gradients of the
+ * convolution for dy (B, cout, oh, ow); any output may be NULL (dw needs x, dx needs weight). */
+void iseg_conv2d_bwd(iseg_engine_t e, float *dx, float *dw, float *db, const float *dy,
+                     const float *x, const float *weight, const struct iseg_conv2d_desc *d,
+                     int B, int h, int w, float *scratch);
+/* The same for the transposed convolution (weight (cin, cout/groups, kh, kw)). */
+size_t iseg_deconv2d_train_scratch(const struct iseg_deconv2d_desc *d, int h, int w);
+void iseg_deconv2d_fwd_raw(iseg_engine_t e, float *y, const float *x, const float *weight,
+                           const float *bias, const struct iseg_deconv2d_desc *d, int B, int h,
+                           int w, float *scratch);
+void iseg_deconv2d_bwd(iseg_engine_t e, float *dx, float *dw, float *db, const float *dy,
+                       const float *x, const float *weight, const struct iseg_deconv2d_desc *d,
+                       int B, int h, int w, float *scratch);
+/* And for the linear layer y (N, out) = x (N, in) W^T + b, W (out, in). */
+size_t iseg_linear_train_scratch(int N, int in, int out);
+void iseg_linear_fwd_raw(iseg_engine_t e, float *y, const float *x, const float *weight,
+                         const float *bias, int N, int in, int out, float *scratch);
+void iseg_linear_bwd(iseg_engine_t e, float *dx, float *dw, float *db, const float *dy,
+                     const float *x, const float *weight, int N, int in, int out,
+                     float *scratch);
+
 #ifdef __cplusplus
 }
 #endif

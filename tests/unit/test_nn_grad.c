@@ -181,6 +181,67 @@ TEST(groupnorm_vs_torch) {
     gold_free();
 }
 
+static void gemm_case(iseg_engine_t e, const char *name, int kind, int cin, int cout, int k,
+                      int st, int pd, int dl, int gr, int op, int B, int h, int w) {
+    char key[64];
+#define G(field) (snprintf(key, sizeof(key), "%s." field, name), gold(key, NULL))
+    size_t nx, ny, nw;
+    snprintf(key, sizeof(key), "%s.x", name);
+    const float *x = gold(key, &nx);
+    snprintf(key, sizeof(key), "%s.y", name);
+    const float *ywant = gold(key, &ny);
+    snprintf(key, sizeof(key), "%s.w", name);
+    const float *wt = gold(key, &nw);
+    const float *b = G("b"), *dy = G("dy");
+    float *y = zeros(ny), *dx = zeros(nx), *dw = zeros(nw), *db = zeros((size_t)cout);
+    float *scratch = NULL;
+    if (kind == 0) {
+        struct iseg_conv2d_desc d = {cin, cout, k, k, st, st, pd, pd, dl, dl, gr};
+        scratch = zeros(iseg_conv2d_train_scratch(&d, h, w));
+        iseg_conv2d_fwd_raw(e, y, x, wt, b, &d, B, h, w, scratch);
+        iseg_conv2d_bwd(e, dx, dw, db, dy, x, wt, &d, B, h, w, scratch);
+    } else if (kind == 1) {
+        struct iseg_deconv2d_desc d = {cin, cout, k, k, st, st, pd, pd, op, op, 1, 1, 1};
+        scratch = zeros(iseg_deconv2d_train_scratch(&d, h, w));
+        iseg_deconv2d_fwd_raw(e, y, x, wt, b, &d, B, h, w, scratch);
+        iseg_deconv2d_bwd(e, dx, dw, db, dy, x, wt, &d, B, h, w, scratch);
+    } else {
+        scratch = zeros(iseg_linear_train_scratch(B, cin, cout));
+        iseg_linear_fwd_raw(e, y, x, wt, b, B, cin, cout, scratch);
+        iseg_linear_bwd(e, dx, dw, db, dy, x, wt, B, cin, cout, scratch);
+    }
+    char what[80];
+    snprintf(what, sizeof(what), "%s y", name);
+    close_to(what, y, ywant, ny, 1e-5, 1e-4);
+    snprintf(what, sizeof(what), "%s dx", name);
+    close_to(what, dx, G("dx"), nx, 1e-5, 1e-4);
+    snprintf(what, sizeof(what), "%s dw", name);
+    close_to(what, dw, G("dw"), nw, 1e-5, 1e-4);
+    snprintf(what, sizeof(what), "%s db", name);
+    close_to(what, db, G("db"), (size_t)cout, 1e-5, 1e-4);
+#undef G
+    free(y);
+    free(dx);
+    free(dw);
+    free(db);
+    free(scratch);
+}
+
+TEST(conv_deconv_linear_vs_torch) {
+    iseg_engine_t e;
+    ASSERT_OK(iseg_engine_init(&e, 2));
+    gemm_case(e, "conv3", 0, 3, 5, 3, 1, 1, 1, 1, 0, 2, 9, 11);
+    gemm_case(e, "conv_s2", 0, 4, 6, 3, 2, 1, 1, 2, 0, 2, 10, 9);
+    gemm_case(e, "conv_dil", 0, 2, 3, 3, 1, 2, 2, 1, 0, 2, 8, 8);
+    gemm_case(e, "conv1x1", 0, 6, 4, 1, 1, 0, 1, 1, 0, 2, 5, 7);
+    gemm_case(e, "conv7s2", 0, 3, 4, 7, 2, 3, 1, 1, 0, 2, 15, 13);
+    gemm_case(e, "deconv2", 1, 4, 3, 2, 2, 0, 1, 1, 0, 2, 5, 6);
+    gemm_case(e, "deconv3", 1, 3, 2, 3, 2, 1, 1, 1, 1, 2, 4, 5);
+    gemm_case(e, "linear", 2, 13, 5, 0, 0, 0, 0, 0, 0, 7, 0, 0);
+    iseg_engine_free(e);
+    gold_free();
+}
+
 /* ---- 2. finite differences in double (nonlinear ops) ----------------------------------------- */
 
 static uint64_t g_rng = 88172645463325252ull;
@@ -394,6 +455,89 @@ TEST(adjoint_piecewise_linear) {
     iseg_engine_free(e);
 }
 
+/* Convolutions are linear in x and in w: <dy, conv(x; w)> = <dx, x> = <dw, w> (no bias). */
+TEST(adjoint_conv_deconv_linear) {
+    iseg_engine_t e;
+    ASSERT_OK(iseg_engine_init(&e, 3));
+    struct iseg_conv2d_desc cs[] = {
+        {6, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1}, {6, 4, 3, 3, 2, 2, 1, 1, 1, 1, 2},
+        {4, 4, 3, 3, 1, 1, 2, 2, 2, 2, 4}, {5, 7, 1, 1, 1, 1, 0, 0, 1, 1, 1},
+        {3, 5, 5, 3, 2, 1, 2, 1, 1, 1, 1}};
+    const int B = 2, h = 11, w = 9;
+    for (size_t i = 0; i < sizeof(cs) / sizeof(*cs); i++) {
+        const struct iseg_conv2d_desc *d = &cs[i];
+        int oh, ow;
+        iseg_conv2d_out_hw(d, h, w, &oh, &ow);
+        size_t nx = (size_t)B * d->cin * h * w, ny = (size_t)B * d->cout * oh * ow;
+        size_t nw = (size_t)d->cout * (d->cin / d->groups) * d->kh * d->kw;
+        float *x = zeros(nx), *wt = zeros(nw), *y = zeros(ny), *dy = zeros(ny);
+        float *dx = zeros(nx), *dw = zeros(nw);
+        float *scratch = zeros(iseg_conv2d_train_scratch(d, h, w));
+        rand_fill(x, nx);
+        rand_fill(wt, nw);
+        rand_fill(dy, ny);
+        iseg_conv2d_fwd_raw(e, y, x, wt, NULL, d, B, h, w, scratch);
+        iseg_conv2d_bwd(e, dx, dw, NULL, dy, x, wt, d, B, h, w, scratch);
+        adjoint_ok("conv dx", x, y, dy, dx, nx, ny);
+        adjoint_ok("conv dw", wt, y, dy, dw, nw, ny);
+        /* the raw forward equals the reference */
+        float *yref = zeros(ny);
+        iseg_conv2d_forward_ref(yref, x, wt, NULL, d, B, h, w, NULL, ISEG_ACT_NONE);
+        close_to("conv fwd_raw vs ref", y, yref, ny, 1e-4, 1e-4);
+        /* the transposed convolution with the same geometry is the adjoint of the conv */
+        struct iseg_deconv2d_desc dd = {d->cout, d->cin, d->kh, d->kw, d->stride_h, d->stride_w,
+                                        d->pad_h, d->pad_w, 0, 0, d->dil_h, d->dil_w,
+                                        d->groups};
+        int th, tw;
+        iseg_deconv2d_out_hw(&dd, oh, ow, &th, &tw);
+        if (th <= h && th >= h - d->stride_h + 1 && tw <= w && tw >= w - d->stride_w + 1) {
+            dd.out_pad_h = h - th;
+            dd.out_pad_w = w - tw;
+            float *t = zeros(nx), *ds = zeros(iseg_deconv2d_train_scratch(&dd, oh, ow));
+            float *gdy = zeros(ny), *gw = zeros(nw);
+            iseg_deconv2d_fwd_raw(e, t, dy, wt, NULL, &dd, B, oh, ow, ds);
+            /* <x, deconv(dy)> = <conv(x), dy> */
+            double a = dot(x, t, nx), b = dot(y, dy, ny);
+            ASSERT_MSG(fabs(a - b) <= 1e-4 * (fabs(a) + 1), "deconv adjoint %.9g vs %.9g", a, b);
+            iseg_deconv2d_bwd(e, gdy, gw, NULL, x, dy, wt, &dd, B, oh, ow, ds);
+            adjoint_ok("deconv dx", dy, t, x, gdy, ny, nx);
+            adjoint_ok("deconv dw", wt, t, x, gw, nw, nx);
+            free(t);
+            free(ds);
+            free(gdy);
+            free(gw);
+        }
+        free(yref);
+        free(x);
+        free(wt);
+        free(y);
+        free(dy);
+        free(dx);
+        free(dw);
+        free(scratch);
+    }
+    /* linear */
+    const int N = 9, in = 31, out = 17;
+    float *x = zeros((size_t)N * in), *wt = zeros((size_t)out * in), *y = zeros((size_t)N * out);
+    float *dy = zeros((size_t)N * out), *dx = zeros((size_t)N * in), *dw = zeros((size_t)out * in);
+    float *scratch = zeros(iseg_linear_train_scratch(N, in, out));
+    rand_fill(x, (size_t)N * in);
+    rand_fill(wt, (size_t)out * in);
+    rand_fill(dy, (size_t)N * out);
+    iseg_linear_fwd_raw(e, y, x, wt, NULL, N, in, out, scratch);
+    iseg_linear_bwd(e, dx, dw, NULL, dy, x, wt, N, in, out, scratch);
+    adjoint_ok("linear dx", x, y, dy, dx, (size_t)N * in, (size_t)N * out);
+    adjoint_ok("linear dw", wt, y, dy, dw, (size_t)out * in, (size_t)N * out);
+    free(x);
+    free(wt);
+    free(y);
+    free(dy);
+    free(dx);
+    free(dw);
+    free(scratch);
+    iseg_engine_free(e);
+}
+
 /* Backward passes accumulate: calling twice doubles the gradient. */
 TEST(backward_accumulates) {
     float x[6] = {1, -2, 3, -4, 5, 0.5f}, y[6], dy[6] = {1, 1, 1, 1, 1, 1}, dx[6] = {0};
@@ -411,8 +555,10 @@ TEST_LIST = {
     TEST_ENTRY(roi_align_vs_torch),
     TEST_ENTRY(batchnorm_train_vs_torch),
     TEST_ENTRY(groupnorm_vs_torch),
+    TEST_ENTRY(conv_deconv_linear_vs_torch),
     TEST_ENTRY(finite_differences_nonlinear),
     TEST_ENTRY(adjoint_piecewise_linear),
+    TEST_ENTRY(adjoint_conv_deconv_linear),
     TEST_ENTRY(backward_accumulates),
     TEST_END,
 };
