@@ -8,6 +8,10 @@
 #include "iseg/viz.h"
 #include "iseg/panoptic.h"
 #include "iseg/panoptic_fuse.h"
+#include "iseg/loss.h"
+#include "iseg/optim.h"
+#include "iseg/augment.h"
+#include "iseg/targets.h"
 
 #include <cstdio>
 #include <cstring>
