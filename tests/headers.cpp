@@ -12,6 +12,10 @@
 #include "iseg/optim.h"
 #include "iseg/augment.h"
 #include "iseg/targets.h"
+#include "iseg/tensor.h"
+#include "iseg/nn.h"
+#include "iseg/weights.h"
+#include "iseg/model.h"
 
 #include <cstdio>
 #include <cstring>
