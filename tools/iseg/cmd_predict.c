@@ -120,10 +120,21 @@ static int out_open(struct out *o, const char *path) {
         size_t n = strlen(path) + 32;
         o->path = strdup(path);
         o->tmp = malloc(n);
-        if (!o->path || !o->tmp) return cli_error("out of memory");
+        if (!o->path || !o->tmp) {
+            free(o->path);
+            free(o->tmp);
+            o->path = o->tmp = NULL;
+            return cli_error("out of memory");
+        }
         snprintf(o->tmp, n, "%s.tmp.%d", path, (int)getpid());
         o->f = fopen(o->tmp, "wb");
-        if (!o->f) return cli_error("%s: cannot write: %s", path, strerror(errno));
+        if (!o->f) {
+            int rc = cli_error("%s: cannot write: %s", path, strerror(errno));
+            free(o->path);
+            free(o->tmp);
+            o->path = o->tmp = NULL;
+            return rc;
+        }
     }
     fputc('[', o->f);
     return 0;
