@@ -5,7 +5,9 @@
  *
  * Loads every file into memory, validates first (both decoders: same status, same pixels),
  * then times decoding the whole set from memory with each and prints the median over n_rep
- * repeats and the ratio. Single-threaded. */
+ * repeats and the ratio; then the row reader (iseg__png_rows_*, what the panoptic evaluator
+ * uses: no image buffer), and the fast decoder with the portable unfiltering instead of the
+ * vector kernels, to show what each part is worth. Single-threaded. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +53,58 @@ static double time_set(const struct file *files, int n_files, bool slow, int n_r
         t[r] = iseg__now() - t0;
     }
     iseg__png_force_slow = false;
+    qsort(t, (size_t)n_rep, sizeof(t[0]), cmp_dbl);
+    return t[n_rep / 2];
+}
+
+/* median seconds to read every file row by row (files the reader declines are skipped) */
+static double time_rows(const struct file *files, int n_files, int n_rep) {
+    double                t[64];
+    struct iseg__png_rows r = {0};
+    volatile uint8_t      sink = 0;
+    for (int k = 0; k < n_rep; k++) {
+        double t0 = iseg__now();
+        for (int i = 0; i < n_files; i++) {
+            if (!iseg__png_rows_open(&r, files[i].data, files[i].n)) continue;
+            for (uint32_t y = 0; y < r.h; y++) sink ^= iseg__png_rows_next(&r)[0];
+        }
+        t[k] = iseg__now() - t0;
+    }
+    iseg__png_rows_free(&r);
+    qsort(t, (size_t)n_rep, sizeof(t[0]), cmp_dbl);
+    return t[n_rep / 2];
+}
+
+/* median seconds to inflate and unfilter every row (fast path only) with or without the
+ * vector kernels */
+static double time_unfilter(const struct file *files, int n_files, int simd, int n_rep) {
+    double                t[64];
+    struct iseg__png_rows r = {0};
+    uint8_t              *rows = NULL;
+    size_t                cap  = 0;
+    for (int k = 0; k < n_rep; k++) {
+        double t0 = iseg__now();
+        for (int i = 0; i < n_files; i++) {
+            /* the reader inflates; the rows are then unfiltered here from its raw buffer */
+            if (!iseg__png_rows_open(&r, files[i].data, files[i].n)) continue;
+            size_t rb = (size_t)r.w * r.c;
+            if (2 * rb > cap) {
+                free(rows);
+                cap  = 2 * rb;
+                rows = malloc(cap);
+                if (!rows) return 0;
+            }
+            for (uint32_t y = 0; y < r.h; y++) {
+                const uint8_t *src = r.raw + (size_t)y * (rb + 1);
+                iseg__png_unfilter_row(rows + (y & 1) * rb, src + 1,
+                                       y ? rows + ((y - 1) & 1) * rb : NULL, rb, r.c, src[0],
+                                       simd);
+            }
+        }
+        t[k] = iseg__now() - t0;
+    }
+    free(rows);
+    iseg__png_rows_free(&r);
     qsort(t, (size_t)n_rep, sizeof(t[0]), cmp_dbl);
     return t[n_rep / 2];
 }
@@ -103,6 +157,13 @@ int main(int argc, char **argv) {
     printf("libspng: %8.2f ms  (%.1f Mpixel/s)\n", t_slow * 1e3, pixels / t_slow / 1e6);
     printf("fast:    %8.2f ms  (%.1f Mpixel/s)\n", t_fast * 1e3, pixels / t_fast / 1e6);
     printf("speedup: %.2fx\n", t_slow / t_fast);
+    double t_rows = time_rows(files, n_files, n_rep);
+    printf("rows:    %8.2f ms  (%.1f Mpixel/s; row reader, files it takes)\n", t_rows * 1e3,
+           pixels / t_rows / 1e6);
+    double t_scalar = time_unfilter(files, n_files, 0, n_rep);
+    double t_simd   = time_unfilter(files, n_files, ISEG__PNG_SIMD_ALL, n_rep);
+    printf("inflate + unfilter, portable: %8.2f ms, vector: %8.2f ms (%.2fx)\n", t_scalar * 1e3,
+           t_simd * 1e3, t_scalar / t_simd);
     for (int i = 0; i < n_files; i++) free(files[i].data);
     free(files);
     return 0;

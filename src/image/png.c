@@ -3,10 +3,13 @@
  *
  * Reading has two decoders. The fast one handles the common case (8/16-bit gray, gray+alpha,
  * RGB, RGBA; not interlaced; no tRNS, PLTE or other chunk that libspng interprets): it walks the
- * chunks itself, inflates all of IDAT in one call to libdeflate and undoes the row filters with
- * tight loops. It never reports an error: on anything it does not fully vouch for, valid but
- * unusual or corrupt, it returns nothing and libspng decodes the file from scratch, so every
- * error status and message comes from one place and stays what it always was. */
+ * chunks itself, inflates all of IDAT in one call to libdeflate and undoes the row filters
+ * (png_unfilter.c: portable loops, and vector kernels for 3-byte pixels). The same steps also
+ * serve the row reader of png_impl.h, which unfilters one row at a time into a two-row buffer
+ * for callers that consume rows as they come. It never reports an error: on anything it does
+ * not fully vouch for, valid but unusual or corrupt, it returns nothing and libspng decodes the
+ * file from scratch, so every error status and message comes from one place and stays what it
+ * always was. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <inttypes.h>
@@ -262,98 +265,16 @@ static void  deflate_free_cb(void *p) { iseg__free(p); }
 static pthread_once_t g_deflate_once = PTHREAD_ONCE_INIT;
 static void deflate_init(void) { libdeflate_set_memory_allocator(deflate_malloc_cb, deflate_free_cb); }
 
-/* The Paeth predictor of the PNG spec, written as selects so that it compiles branch-free:
- * a (left) wins ties over b (above), b over c (upper left). */
-static inline uint8_t paeth(uint8_t a, uint8_t b, uint8_t c) {
-    int pa = b - c, pb = a - c, pc;
-    pc     = pa + pb;
-    pa     = pa < 0 ? -pa : pa;
-    pb     = pb < 0 ? -pb : pb;
-    pc     = pc < 0 ? -pc : pc;
-    return pa <= pb ? (pa <= pc ? a : c) : (pb <= pc ? b : c);
-}
-
-/* dst[i] = a[i] + b[i] (mod 256) for i < n, eight bytes at a time in plain integers (lanes
- * kept apart by adding the low seven bits and fixing the top bit), since -O2 may not vectorise
- * a loop of unknown length. */
-static inline void add_bytes(uint8_t *restrict dst, const uint8_t *restrict a,
-                             const uint8_t *restrict b, size_t n) {
-    const uint64_t LOW7 = 0x7f7f7f7f7f7f7f7full, HIGH = 0x8080808080808080ull;
-    size_t         i    = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t x, y;
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
-        uint64_t z = ((x & LOW7) + (y & LOW7)) ^ ((x ^ y) & HIGH);
-        memcpy(dst + i, &z, 8);
-    }
-    for (; i < n; i++) dst[i] = (uint8_t)(a[i] + b[i]);
-}
-
-/* Undo one row's filter: src holds the n filtered bytes, prev the row above already unfiltered
- * (NULL on the first row, which PNG treats as zeros). Inlined with a constant bpp. */
-static inline __attribute__((always_inline)) void
-unfilter_row(uint8_t *restrict dst, const uint8_t *restrict src, const uint8_t *restrict prev,
-             size_t n, size_t bpp, int filter) {
-    size_t i;
-    switch (filter) {
-    case 0: /* None */
-        memcpy(dst, src, n);
-        break;
-    case 1: { /* Sub; the left pixel stays in registers (bpp is a constant) */
-        uint8_t left[8];
-        for (i = 0; i < bpp; i++) left[i] = dst[i] = src[i];
-        for (; i < n; i += bpp)
-#pragma GCC unroll 8
-            for (size_t k = 0; k < bpp; k++) left[k] = dst[i + k] = (uint8_t)(src[i + k] + left[k]);
-        break;
-    }
-    case 2: /* Up */
-        if (!prev) memcpy(dst, src, n);
-        else add_bytes(dst, src, prev, n);
-        break;
-    case 3: /* Average */
-        if (!prev) {
-            for (i = 0; i < bpp; i++) dst[i] = src[i];
-            for (; i < n; i++) dst[i] = (uint8_t)(src[i] + (dst[i - bpp] >> 1));
-        } else {
-            for (i = 0; i < bpp; i++) dst[i] = (uint8_t)(src[i] + (prev[i] >> 1));
-            for (; i < n; i++) dst[i] = (uint8_t)(src[i] + ((dst[i - bpp] + prev[i]) >> 1));
-        }
-        break;
-    default: /* Paeth; on the first row the predictor is always the left neighbour (Sub) */
-        if (!prev) {
-            for (i = 0; i < bpp; i++) dst[i] = src[i];
-            for (; i < n; i++) dst[i] = (uint8_t)(src[i] + dst[i - bpp]);
-        } else {
-            uint8_t left[8], upleft[8];
-            for (i = 0; i < bpp; i++) {
-                left[i]   = dst[i] = (uint8_t)(src[i] + prev[i]);
-                upleft[i] = prev[i];
-            }
-            for (; i < n; i += bpp)
-#pragma GCC unroll 8
-                for (size_t k = 0; k < bpp; k++) {
-                    uint8_t up = prev[i + k];
-                    left[k] = dst[i + k] = (uint8_t)(src[i + k] + paeth(left[k], up, upleft[k]));
-                    upleft[k] = up;
-                }
-        }
-        break;
-    }
-}
-
-/* Unfilter h rows of raw (each a filter byte and rowbytes data bytes) into dst (h x rowbytes).
- * False on a filter type above 4. */
-static inline __attribute__((always_inline)) bool
-unfilter_image(uint8_t *restrict dst, const uint8_t *restrict raw, uint32_t h, size_t rowbytes,
-               size_t bpp, bool swap16) {
+/* Unfilter h rows of raw (each a filter byte and rowbytes data bytes) into dst (h x rowbytes),
+ * then bring 16-bit samples to host order. False on a filter type above 4. */
+static bool unfilter_image(uint8_t *restrict dst, const uint8_t *restrict raw, uint32_t h,
+                           size_t rowbytes, size_t bpp, bool swap16) {
     for (uint32_t y = 0; y < h; y++) {
         const uint8_t *src  = raw + (size_t)y * (rowbytes + 1);
         uint8_t       *row  = dst + (size_t)y * rowbytes;
         const uint8_t *prev = y ? row - rowbytes : NULL;
         if (src[0] > 4) return false;
-        unfilter_row(row, src + 1, prev, rowbytes, bpp, src[0]);
+        iseg__png_unfilter_row(row, src + 1, prev, rowbytes, bpp, src[0], ISEG__PNG_SIMD_ALL);
         /* the row above is no longer needed as a predictor: bring it to host order */
         if (swap16 && y) {
             uint8_t *p = row - rowbytes;
@@ -373,23 +294,18 @@ unfilter_image(uint8_t *restrict dst, const uint8_t *restrict raw, uint32_t h, s
     return true;
 }
 
-static bool unfilter_any(uint8_t *dst, const uint8_t *raw, uint32_t h, size_t rowbytes,
-                         size_t bpp, bool d16) {
-    switch (bpp) { /* a constant stride per case lets the compiler specialise the loops */
-    case 1: return unfilter_image(dst, raw, h, rowbytes, 1, false);
-    case 2: return unfilter_image(dst, raw, h, rowbytes, 2, d16);
-    case 3: return unfilter_image(dst, raw, h, rowbytes, 3, false);
-    case 4: return unfilter_image(dst, raw, h, rowbytes, 4, d16);
-    case 6: return unfilter_image(dst, raw, h, rowbytes, 6, true);
-    default: return unfilter_image(dst, raw, h, rowbytes, 8, true);
-    }
-}
+/* What the fast decoder learns from the chunks before inflating. */
+struct fast_hdr {
+    uint32_t w, h, c, depth;
+    size_t   bpp, rowbytes, raw_n;               /* raw_n: inflated bytes, filter bytes included */
+    size_t   idat_first, idat_bytes, n_idat;     /* the IDAT run */
+};
 
-/* Decode buf with the fast decoder. True with *out filled, or false with nothing allocated and
- * *out zeroed: the caller then lets libspng decide (it also reports every error). */
-static bool decode_fast(const uint8_t *buf, size_t n, const struct iseg_image_limits *lim,
-                        struct iseg_image *out) {
-    memset(out, 0, sizeof(*out));
+/* Check the header and walk the chunks: skippable ones, one run of IDAT, skippable ones, IEND
+ * at the very end, every CRC matching. False on anything the fast decoder does not take. */
+static bool fast_parse(const uint8_t *buf, size_t n, const struct iseg_image_limits *lim,
+                       struct fast_hdr *hd) {
+    memset(hd, 0, sizeof(*hd));
     /* signature (checked by the caller), then IHDR */
     if (n < 8 + 25 || be32(buf + 8) != 13 || memcmp(buf + 12, "IHDR", 4) != 0) return false;
     if (libdeflate_crc32(0, buf + 12, 17) != be32(buf + 29)) return false;
@@ -409,8 +325,6 @@ static bool decode_fast(const uint8_t *buf, size_t n, const struct iseg_image_li
     if (w > lim->max_width || h > lim->max_height || (uint64_t)w * h > lim->max_pixels)
         return false;
 
-    /* Walk the chunks: skippable ones, one run of IDAT, skippable ones, IEND at the very end.
-     * Every CRC must match. */
     size_t off = 33, idat_first = 0, idat_bytes = 0, n_idat = 0;
     int    phase = 0; /* 0: before IDAT, 1: in the IDAT run, 2: after it */
     for (;;) {
@@ -440,34 +354,61 @@ static bool decode_fast(const uint8_t *buf, size_t n, const struct iseg_image_li
     size_t bpp = (size_t)c * depth / 8, rowbytes, raw_n;
     if (!iseg__mul_size_ok(w, bpp, &rowbytes) || !iseg__mul_size_ok(rowbytes + 1, h, &raw_n))
         return false;
-    if (image_alloc_raw(out, w, h, c, depth, lim->max_pixels) != ISEG_STATUS_OK) return false;
+    *hd = (struct fast_hdr){.w = w, .h = h, .c = c, .depth = depth, .bpp = bpp,
+                            .rowbytes = rowbytes, .raw_n = raw_n, .idat_first = idat_first,
+                            .idat_bytes = idat_bytes, .n_idat = n_idat};
+    return true;
+}
+
+/* Inflate the IDAT run into raw (exactly hd->raw_n bytes). *idat is a buffer (of capacity
+ * *idat_cap, grown here) for gathering several IDAT payloads into one stream. */
+static bool fast_inflate(const uint8_t *buf, const struct fast_hdr *hd,
+                         struct libdeflate_decompressor *dec, uint8_t *raw, uint8_t **idat,
+                         size_t *idat_cap) {
+    const uint8_t *zin = buf + hd->idat_first + 8;
+    if (hd->n_idat > 1) {
+        if (hd->idat_bytes > *idat_cap || !*idat) {
+            size_t   cap = hd->idat_bytes ? hd->idat_bytes : 1;
+            uint8_t *p   = iseg__malloc(cap);
+            if (!p) return false;
+            iseg__free(*idat);
+            *idat     = p;
+            *idat_cap = cap;
+        }
+        size_t at = 0;
+        for (size_t p = hd->idat_first; at < hd->idat_bytes; p += be32(buf + p) + (size_t)12) {
+            size_t len = be32(buf + p);
+            memcpy(*idat + at, buf + p + 8, len);
+            at += len;
+        }
+        zin = *idat;
+    }
+    /* exactly raw_n bytes out (NULL out count: anything shorter fails) and all of IDAT used */
+    size_t used = 0;
+    return libdeflate_zlib_decompress_ex(dec, zin, hd->idat_bytes, raw, hd->raw_n, &used,
+                                         NULL) == LIBDEFLATE_SUCCESS &&
+           used == hd->idat_bytes;
+}
+
+/* Decode buf with the fast decoder. True with *out filled, or false with nothing allocated and
+ * *out zeroed: the caller then lets libspng decide (it also reports every error). */
+static bool decode_fast(const uint8_t *buf, size_t n, const struct iseg_image_limits *lim,
+                        struct iseg_image *out) {
+    memset(out, 0, sizeof(*out));
+    struct fast_hdr hd;
+    if (!fast_parse(buf, n, lim, &hd)) return false;
+    if (image_alloc_raw(out, hd.w, hd.h, hd.c, hd.depth, lim->max_pixels) != ISEG_STATUS_OK)
+        return false;
 
     bool                            ok   = false;
     uint8_t                        *idat = NULL, *raw = NULL;
+    size_t                          idat_cap = 0;
     struct libdeflate_decompressor *dec  = NULL;
-    const uint8_t                  *zin  = buf + idat_first + 8;
-    if (n_idat > 1) { /* gather the IDAT payloads into one stream */
-        idat = iseg__malloc(idat_bytes ? idat_bytes : 1);
-        if (!idat) goto out;
-        size_t at = 0;
-        for (size_t p = idat_first; at < idat_bytes; p += be32(buf + p) + (size_t)12) {
-            size_t len = be32(buf + p);
-            memcpy(idat + at, buf + p + 8, len);
-            at += len;
-        }
-        zin = idat;
-    }
-    raw = iseg__malloc(raw_n);
+    raw = iseg__malloc(hd.raw_n);
     pthread_once(&g_deflate_once, deflate_init);
     dec = raw ? libdeflate_alloc_decompressor() : NULL;
-    if (!dec) goto out;
-    /* exactly raw_n bytes out (NULL out count: anything shorter fails) and all of IDAT used */
-    size_t used = 0;
-    if (libdeflate_zlib_decompress_ex(dec, zin, idat_bytes, raw, raw_n, &used, NULL) !=
-            LIBDEFLATE_SUCCESS ||
-        used != idat_bytes)
-        goto out;
-    ok = unfilter_any(out->data, raw, h, rowbytes, bpp, depth == 16);
+    if (!dec || !fast_inflate(buf, &hd, dec, raw, &idat, &idat_cap)) goto out;
+    ok = unfilter_image(out->data, raw, hd.h, hd.rowbytes, hd.bpp, hd.depth == 16);
     if (ok) iseg__png_n_fast++;
 out:
     libdeflate_free_decompressor(dec);
@@ -475,6 +416,68 @@ out:
     iseg__free(idat);
     if (!ok) iseg_image_free(out);
     return ok;
+}
+
+/* ---- row-by-row reading (png_impl.h) ---- */
+
+bool iseg__png_rows_open(struct iseg__png_rows *r, const void *buf, size_t n) {
+    static const uint8_t SIG[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    struct iseg_image_limits lim = iseg_image_default_limits();
+    struct fast_hdr          hd;
+    r->w = r->h = r->c = 0;
+    if (iseg__png_force_slow || n < 8 || memcmp(buf, SIG, 8) != 0 ||
+        !fast_parse(buf, n, &lim, &hd) || hd.depth != 8)
+        return false;
+    if (hd.raw_n > r->raw_cap || !r->raw) {
+        uint8_t *p = iseg__malloc(hd.raw_n);
+        if (!p) return false;
+        iseg__free(r->raw);
+        r->raw     = p;
+        r->raw_cap = hd.raw_n;
+    }
+    if (hd.rowbytes > r->row_cap || !r->rows) {
+        uint8_t *p = iseg__malloc_array(2, hd.rowbytes);
+        if (!p) return false;
+        iseg__free(r->rows);
+        r->rows    = p;
+        r->row_cap = hd.rowbytes;
+    }
+    if (!r->dec) {
+        pthread_once(&g_deflate_once, deflate_init);
+        r->dec = libdeflate_alloc_decompressor();
+        if (!r->dec) return false;
+    }
+    if (!fast_inflate(buf, &hd, r->dec, r->raw, &r->idat, &r->idat_cap)) return false;
+    /* every filter type up front, so that reading rows cannot fail */
+    for (uint32_t y = 0; y < hd.h; y++)
+        if (r->raw[(size_t)y * (hd.rowbytes + 1)] > 4) return false;
+    r->w        = hd.w;
+    r->h        = hd.h;
+    r->c        = hd.c;
+    r->rowbytes = hd.rowbytes;
+    r->y        = 0;
+    iseg__png_n_fast++;
+    return true;
+}
+
+const uint8_t *iseg__png_rows_next(struct iseg__png_rows *r) {
+    ISEG_ASSERT(r->y < r->h);
+    const uint8_t *src  = r->raw + (size_t)r->y * (r->rowbytes + 1);
+    uint8_t       *dst  = r->rows + (r->y & 1) * r->rowbytes;
+    const uint8_t *prev = r->y ? r->rows + ((r->y - 1) & 1) * r->rowbytes : NULL;
+    iseg__png_unfilter_row(dst, src + 1, prev, r->rowbytes, r->c, src[0],
+                           ISEG__PNG_SIMD_ALL);
+    r->y++;
+    return dst;
+}
+
+void iseg__png_rows_free(struct iseg__png_rows *r) {
+    if (!r) return;
+    libdeflate_free_decompressor(r->dec);
+    iseg__free(r->raw);
+    iseg__free(r->idat);
+    iseg__free(r->rows);
+    memset(r, 0, sizeof(*r));
 }
 
 static enum iseg_status decode(const void *buf, size_t n, const struct iseg_image_limits *lim,

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/core_impl.h"
+#include "image/png_impl.h"
 #include "iseg/panoptic.h"
 
 /* An image id as Python compares them: an integer (integral JSON numbers) or a string. */
@@ -86,17 +87,25 @@ struct pq_img_result {
     char            *err; /* message when st != OK (allocated) */
 };
 
-/* Per-thread scratch, grown on demand. */
+/* Pair counts: open addressing keyed by gt_id << 32 | pred_id, a zero count marks an empty
+ * slot. */
+struct pq_hash {
+    uint64_t *key, *val;
+    size_t    cap, n;
+};
+
+/* Per-thread scratch, grown on demand and kept from image to image. */
 struct pq_scratch {
-    uint32_t *gt, *pred;     /* (H, W) id maps */
-    uint32_t *gt_b, *pred_b; /* (H, W) boundary id maps */
-    uint8_t  *flag;          /* (W) per-row flags */
-    uint32_t *cnt;           /* (W) per-column run counters */
-    uint8_t  *flag_rows;     /* (H, W) */
-    size_t    cap_px, cap_w;
-    /* hash table of pair counts */
-    uint64_t *hkey, *hval;
-    size_t    hcap, hn;
+    uint32_t *gt, *pred;     /* the last rows of the id maps: 1, d + 1 with boundaries, or H */
+    uint32_t *gt_b, *pred_b; /* (H, W) whole boundary maps, only for a marker segment (rare) */
+    uint32_t *brow;          /* (2 W) the boundary rows of gt and pred */
+    uint8_t  *flag;          /* (2 W) per-row flags of gt and pred */
+    uint32_t *cnt;           /* (2 W) per-column run counters of gt and pred */
+    uint32_t *starts;        /* (2 (W + 1)) run starts of a gt row and a pred row */
+    size_t    cap_px, cap_w, cap_b;
+    struct pq_hash pairs, bpairs;
+    struct iseg__png_rows png[2]; /* gt, pred readers */
+    struct iseg__buf      file;   /* the PNG file being read */
 };
 
 /* Everything the image workers read. */
@@ -109,6 +118,10 @@ struct pq_job {
     uint32_t              mark; /* interior marker of boundary maps: largest cat id + 1 */
     bool                  have_cats;
 };
+
+/* When true, the row kernels of pq_image.c take their portable form even where the CPU has
+ * AVX2 (the results are the same). For tests: set it before an evaluation starts. */
+extern bool iseg__pq_force_scalar;
 
 /* Evaluate GT annotation i. Fills *res (events or an error). */
 void iseg__pq_image(const struct pq_job *job, size_t i, struct pq_scratch *s,

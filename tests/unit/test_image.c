@@ -1126,6 +1126,117 @@ TEST(plot_invalid_params) {
     ASSERT_STRCONTAINS(err, "no/dir/p.png");
 }
 
+/* ---- row unfiltering: the vector kernels against the portable code ---- */
+
+/* A row of n bytes of pixels (bpp bytes each) in one of several shapes: random, runs of equal
+ * pixels of random lengths (flat stretches, as in segment maps), or all zero. */
+static void shaped_row(uint8_t *r, size_t n, size_t bpp, int shape, uint64_t *seed) {
+    if (shape == 2) {
+        memset(r, 0, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i += bpp) {
+        bool fresh = shape == 0 || i == 0 || test_rand(seed) % 23 == 0;
+        for (size_t k = 0; k < bpp && i + k < n; k++)
+            r[i + k] = fresh ? (uint8_t)test_rand(seed) : r[i + k - bpp];
+    }
+}
+
+TEST(png_unfilter_simd_matches_scalar) {
+    static const size_t BPP[] = {1, 2, 3, 4, 6, 8};
+    uint64_t            seed  = 2024;
+    for (size_t b = 0; b < sizeof(BPP) / sizeof(BPP[0]); b++)
+        for (size_t w = 1; w <= 300; w += w < 40 ? 1 : 37) {
+            size_t   bpp = BPP[b], n = w * bpp;
+            /* exact sizes, so that the sanitizers see any access past a row */
+            uint8_t *src = malloc(n), *prev = malloc(n), *a = malloc(n), *want = malloc(n);
+            ASSERT(src && prev && a && want);
+            for (int filter = 0; filter <= 4; filter++)
+                for (int shape = 0; shape < 9; shape++) {
+                    shaped_row(prev, n, bpp, shape % 3, &seed);
+                    shaped_row(src, n, bpp, shape / 3, &seed);
+                    for (int first = 0; first <= 1; first++) {
+                        const uint8_t *pv = first ? NULL : prev;
+                        memset(want, 0x55, n);
+                        iseg__png_unfilter_row(want, src, pv, n, bpp, filter, 0);
+                        /* every kernel level the CPU has: SSSE3 only, then AVX2 too */
+                        for (int level = 1; level <= ISEG__PNG_SIMD_ALL; level++) {
+                            memset(a, 0xAA, n);
+                            iseg__png_unfilter_row(a, src, pv, n, bpp, filter, level);
+                            ASSERT_MSG(memcmp(a, want, n) == 0,
+                                       "bpp %zu w %zu filter %d shape %d level %d", bpp, w,
+                                       filter, shape, level);
+                        }
+                        /* and against the spec's arithmetic */
+                        for (size_t i = 0; i < n; i++) {
+                            int l = i >= bpp ? want[i - bpp] : 0, u = pv ? pv[i] : 0;
+                            int ul = pv && i >= bpp ? pv[i - bpp] : 0, pred = 0;
+                            if (filter == 1) pred = l;
+                            if (filter == 2) pred = u;
+                            if (filter == 3) pred = (l + u) / 2;
+                            if (filter == 4) pred = paeth_ref(l, u, ul);
+                            ASSERT_EQ_U64(want[i], (uint8_t)(src[i] + pred));
+                        }
+                    }
+                }
+            free(src);
+            free(prev);
+            free(a);
+            free(want);
+        }
+}
+
+/* The row reader gives the rows of the whole-image decoder, reusing its buffers across files
+ * of different sizes, and declines what it does not take. */
+TEST(png_rows_reader) {
+    static const int      CTYPE[4] = {0, 2, 4, 6}, CHANNELS[4] = {1, 3, 2, 4};
+    static const uint32_t DIMS[][2] = {{1, 1}, {40, 3}, {9, 1}, {13, 5}, {101, 11}, {2, 64}};
+    struct iseg__png_rows r         = {0};
+    uint64_t              seed      = 7;
+    for (int t = 0; t < 4; t++)
+        for (size_t d = 0; d < sizeof(DIMS) / sizeof(DIMS[0]); d++)
+            for (int shift = 0; shift < 5; shift++) {
+                uint32_t w = DIMS[d][0], h = DIMS[d][1];
+                size_t   bpp = (size_t)CHANNELS[t], rowbytes = w * bpp;
+                uint8_t *px  = malloc(rowbytes * h);
+                ASSERT(px);
+                for (uint32_t y = 0; y < h; y++)
+                    shaped_row(px + y * rowbytes, rowbytes, bpp, (int)((y + d) % 2), &seed);
+                size_t   scan_n, n;
+                uint8_t *scan = filter_rows(px, h, rowbytes, bpp, shift, &scan_n);
+                uint8_t *png  = build_png_split(w, h, 8, CTYPE[t], scan, scan_n,
+                                                1 + (size_t)shift % 3, shift == 4, &n);
+                ASSERT(iseg__png_rows_open(&r, png, n));
+                ASSERT_EQ_U64(r.w, w);
+                ASSERT_EQ_U64(r.h, h);
+                ASSERT_EQ_U64(r.c, (uint64_t)CHANNELS[t]);
+                for (uint32_t y = 0; y < h; y++)
+                    ASSERT(memcmp(iseg__png_rows_next(&r), px + y * rowbytes, rowbytes) == 0);
+                /* a filter type above 4 anywhere: declined before any row is read */
+                scan[(size_t)(h - 1) * (rowbytes + 1)] = 5;
+                free(png);
+                png = build_png_split(w, h, 8, CTYPE[t], scan, scan_n, 1, false, &n);
+                ASSERT(!iseg__png_rows_open(&r, png, n));
+                free(png);
+                free(scan);
+                free(px);
+            }
+    /* 16-bit, corrupt and non-PNG input are left to the whole-image decoder */
+    uint8_t  scan16[5] = {0, 1, 2, 3, 4}, scan8[4] = {0, 1, 2, 3};
+    size_t   n;
+    uint8_t *png = build_png_split(2, 1, 16, 0, scan16, 5, 1, false, &n);
+    ASSERT(!iseg__png_rows_open(&r, png, n));
+    free(png);
+    png = build_png_split(3, 1, 8, 0, scan8, 4, 1, false, &n);
+    ASSERT(iseg__png_rows_open(&r, png, n));
+    png[n - 20] ^= 1; /* inside IDAT: the CRC no longer matches */
+    ASSERT(!iseg__png_rows_open(&r, png, n));
+    ASSERT(!iseg__png_rows_open(&r, png, 7));
+    free(png);
+    iseg__png_rows_free(&r);
+    check_leaks();
+}
+
 TEST_LIST = {
     TEST_ENTRY(image_alloc),
     TEST_ENTRY(png_roundtrip_gray8),
@@ -1155,6 +1266,8 @@ TEST_LIST = {
     TEST_ENTRY(png_fast_corrupt),
     TEST_ENTRY(png_fast_bad_streams),
     TEST_ENTRY(png_fast_limits),
+    TEST_ENTRY(png_unfilter_simd_matches_scalar),
+    TEST_ENTRY(png_rows_reader),
     TEST_ENTRY(png_write_unwritable),
     TEST_ENTRY(png_write_invalid_image),
     TEST_ENTRY(png_and_plot_oom),

@@ -8,6 +8,8 @@
 
 #include <yajl/yajl_tree.h>
 
+#include "image/png_impl.h"
+#include "panoptic/pq_impl.h"
 #include "iseg/image.h"
 #include "iseg/mask.h"
 #include "iseg/panoptic.h"
@@ -627,6 +629,80 @@ TEST(thread_count_determinism) {
     }
 }
 
+/* Rewrite the n images of write_random_dataset in another PNG layout carrying the same ids:
+ * 4 RGBA (random alpha, ignored), 1 16-bit gray, 2 16-bit gray+alpha (ids below 65536). */
+static void rewrite_dataset(int n, uint32_t c) {
+    uint64_t seed = 77;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++) {
+            char path[4200], err[256];
+            snprintf(path, sizeof(path), "%s/%d.png", tmp_path(k ? "pred" : "gt"), i);
+            struct iseg_image rgb = {0}, out = {0};
+            ASSERT_OK(iseg_png_read(path, &rgb, err, sizeof(err)));
+            ASSERT(rgb.c == 3 && rgb.depth == 8);
+            ASSERT_OK(iseg_image_alloc(&out, rgb.w, rgb.h, c, c == 4 ? 8 : 16));
+            const uint8_t *px = rgb.data;
+            for (size_t j = 0; j < (size_t)rgb.w * rgb.h; j++) {
+                uint32_t id = px[3 * j] | (uint32_t)px[3 * j + 1] << 8 |
+                              (uint32_t)px[3 * j + 2] << 16;
+                if (c == 4) {
+                    memcpy((uint8_t *)out.data + 4 * j, px + 3 * j, 3);
+                    ((uint8_t *)out.data)[4 * j + 3] = (uint8_t)rnd(&seed, 256);
+                } else {
+                    ASSERT(id < 65536);
+                    ((uint16_t *)out.data)[c * j] = (uint16_t)id;
+                    if (c == 2) ((uint16_t *)out.data)[c * j + 1] = (uint16_t)rnd(&seed, 65536);
+                }
+            }
+            ASSERT_OK(iseg_png_write(path, &out, err, sizeof(err)));
+            iseg_image_free(&rgb);
+            iseg_image_free(&out);
+        }
+}
+
+static char *eval_json(bool boundary, int n_threads) {
+    iseg_panoptic_eval_t ev;
+    enum iseg_status     st = eval_dir(boundary, n_threads, &ev);
+    ASSERT_MSG(st == ISEG_STATUS_OK, "%s", iseg_panoptic_eval_last_error(ev));
+    char *j = iseg_panoptic_eval_json(ev);
+    ASSERT(j);
+    iseg_panoptic_eval_free(ev);
+    return j;
+}
+
+/* The PNGs are read row by row through the fast reader, or decoded whole when it declines
+ * (libspng, 16-bit), and counted with the AVX2 or the portable row kernels: every route gives
+ * the same ids and so the same results. */
+TEST(png_layouts_agree) {
+    enum { N = 24 };
+    write_random_dataset(N);
+    char *want[2] = {eval_json(false, 2), eval_json(true, 3)};
+    iseg__png_force_slow = true; /* no evaluation is running */
+    char *slow[2]        = {eval_json(false, 2), eval_json(true, 1)};
+    iseg__png_force_slow = false;
+    iseg__pq_force_scalar = true; /* the portable row kernels */
+    char *scalar[2]       = {eval_json(false, 1), eval_json(true, 2)};
+    iseg__pq_force_scalar = false;
+    for (int b = 0; b < 2; b++) {
+        ASSERT_STREQ(slow[b], want[b]);
+        ASSERT_STREQ(scalar[b], want[b]);
+        iseg_free(slow[b]);
+        iseg_free(scalar[b]);
+    }
+    static const uint32_t LAYOUT[] = {4, 1, 2};
+    for (size_t l = 0; l < sizeof(LAYOUT) / sizeof(LAYOUT[0]); l++) {
+        write_random_dataset(N);
+        rewrite_dataset(N, LAYOUT[l]);
+        for (int b = 0; b < 2; b++) {
+            char *got = eval_json(b, 2);
+            ASSERT_MSG(strcmp(got, want[b]) == 0, "layout %u boundary %d", LAYOUT[l], b);
+            iseg_free(got);
+        }
+    }
+    iseg_free(want[0]);
+    iseg_free(want[1]);
+}
+
 /* ---- bad inputs ---- */
 
 static const uint32_t BGT[]   = {1, 1, 3, 3};
@@ -767,6 +843,7 @@ TEST_LIST = {
     TEST_ENTRY(boundary_is_min_of_mask_and_band),
     TEST_ENTRY(boundary_marker_id_collision),
     TEST_ENTRY(thread_count_determinism),
+    TEST_ENTRY(png_layouts_agree),
     TEST_ENTRY(error_missing_prediction),
     TEST_ENTRY(error_png_id_not_in_json),
     TEST_ENTRY(error_json_id_not_in_png),
