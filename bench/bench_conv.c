@@ -107,8 +107,136 @@ static int validate(void) {
 
 struct shape {
     const char *name;
-    int         cin, cout, k, stride, h, w;
+    int         cin, cout, k, stride, h, w, B;
 };
+
+/* ---- the RoI heads' other operators: timed the same way through a callback ---------------- */
+
+struct op {
+    const char *name;
+    double      flop; /* 0: report ms only */
+    void (*fn)(iseg_engine_t e, void *ctx);
+    void *ctx;
+};
+
+static void time_op(const struct op *o, int reps, int max_t, double peak) {
+    for (int nt = 1; nt <= max_t; nt++) {
+        iseg_engine_t e;
+        if (iseg_engine_init(&e, nt)) exit(2);
+        o->fn(e, o->ctx); /* warm-up */
+        double t[64], c0 = cpu_now();
+        int    n = reps < 64 ? reps : 64;
+        for (int i = 0; i < n; i++) {
+            double t0 = iseg__now();
+            o->fn(e, o->ctx);
+            t[i] = iseg__now() - t0;
+        }
+        double cpu = (cpu_now() - c0) / n;
+        qsort(t, (size_t)n, sizeof(double), cmp_d);
+        double med = t[n / 2];
+        if (o->flop > 0)
+            printf("%-34s %8d %10.2f %10.1f %14.1f %7.0f%%\n", o->name, nt, med * 1e3,
+                   o->flop / med * 1e-9, o->flop / cpu * 1e-9,
+                   peak > 0 ? 100.0 * o->flop / cpu / peak : 0.0);
+        else
+            printf("%-34s %8d %10.2f %10s %14s %8s   (cpu %.2f ms)\n", o->name, nt, med * 1e3, "-",
+                   "-", "-", cpu * 1e3);
+        fflush(stdout);
+        if (iseg_engine_take_error(e)) exit(2);
+        iseg_engine_free(e);
+    }
+}
+
+struct deconv_ctx {
+    iseg_deconv2d_t c;
+    float          *y, *x;
+    int             B, h, w;
+};
+static void run_deconv(iseg_engine_t e, void *v) {
+    struct deconv_ctx *s = v;
+    iseg_deconv2d_forward(e, s->c, s->y, s->x, s->B, s->h, s->w, ISEG_ACT_RELU);
+}
+
+struct linear_ctx {
+    iseg_linear_t l;
+    float        *y, *x;
+    int           N;
+};
+static void run_linear(iseg_engine_t e, void *v) {
+    struct linear_ctx *s = v;
+    iseg_linear_forward(e, s->l, s->y, s->x, s->N, ISEG_ACT_RELU);
+}
+
+struct roi_ctx {
+    float *out, *feat, *boxes;
+    int    N, C, H, W, S;
+    float  scale;
+};
+static void run_roi(iseg_engine_t e, void *v) {
+    struct roi_ctx *s = v;
+    iseg_roi_align(e, s->out, s->feat, s->boxes, s->N, s->C, s->H, s->W, s->S, s->S, s->scale, 2,
+                   false);
+}
+
+static void bench_others(int reps, int max_t, const char *only, double peak) {
+    unsigned seed = 9;
+    if (!only || strstr("deconv 256->256 2x2/2 @14x14 x100", only)) {
+        struct iseg_deconv2d_desc d = {256, 256, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 1};
+        struct deconv_ctx         s = {NULL, NULL, NULL, 100, 14, 14};
+        float *wt = rnd((size_t)256 * 256 * 4, &seed), *b = rnd(256, &seed);
+        s.x = rnd((size_t)s.B * 256 * 196, &seed);
+        s.y = malloc((size_t)s.B * 256 * 784 * sizeof(float));
+        if (!s.y || iseg_deconv2d_init(&s.c, &d, wt, b)) exit(2);
+        struct op o = {"deconv 256->256 2x2/2 @14x14 x100", 2.0 * 100 * 196 * 256 * 1024.0,
+                       run_deconv, &s};
+        time_op(&o, reps, max_t, peak);
+        iseg_deconv2d_free(s.c);
+        free(wt), free(b), free(s.x), free(s.y);
+    }
+    static const struct { const char *name; int N, in, out; } lin[] = {
+        {"fc6 linear 12544->1024 x1000", 1000, 12544, 1024},
+        {"fc7 linear 1024->1024 x1000", 1000, 1024, 1024},
+    };
+    for (int i = 0; i < 2; i++) {
+        if (only && !strstr(lin[i].name, only)) continue;
+        struct linear_ctx s = {NULL, NULL, NULL, lin[i].N};
+        float *wt = rnd((size_t)lin[i].in * lin[i].out, &seed), *b = rnd((size_t)lin[i].out, &seed);
+        s.x = rnd((size_t)lin[i].N * lin[i].in, &seed);
+        s.y = malloc((size_t)lin[i].N * lin[i].out * sizeof(float));
+        if (!s.y || iseg_linear_init(&s.l, lin[i].in, lin[i].out, wt, b)) exit(2);
+        struct op o = {lin[i].name, 2.0 * lin[i].N * (double)lin[i].in * lin[i].out, run_linear, &s};
+        time_op(&o, reps, max_t, peak);
+        iseg_linear_free(s.l);
+        free(wt), free(b), free(s.x), free(s.y);
+    }
+    /* RoIAlign on a P2-sized map (256 x 200 x 272, scale 1/4): boxes of 56..112 pixels, the
+     * sizes the level mapper sends to P2's neighbours (14..28 cells on their level) */
+    static const struct { const char *name; int N, S; } ra[] = {
+        {"roi_align 1000 RoIs 7x7 @200x272", 1000, 7},
+        {"roi_align 100 RoIs 14x14 @200x272", 100, 14},
+    };
+    for (int i = 0; i < 2; i++) {
+        if (only && !strstr(ra[i].name, only)) continue;
+        struct roi_ctx s = {NULL, NULL, NULL, ra[i].N, 256, 200, 272, ra[i].S, 0.25f};
+        s.feat  = rnd((size_t)s.C * s.H * s.W, &seed);
+        s.boxes = malloc((size_t)s.N * 4 * sizeof(float));
+        s.out   = malloc((size_t)s.N * s.C * s.S * s.S * sizeof(float));
+        if (!s.boxes || !s.out) exit(2);
+        for (int n = 0; n < s.N; n++) {
+            float *bx = s.boxes + 4 * n, r[4];
+            for (int k = 0; k < 4; k++) {
+                seed = seed * 1664525u + 1013904223u;
+                r[k] = (float)((seed >> 8) * (1.0 / 16777216.0));
+            }
+            float bw = 56 + 56 * r[2], bh = 56 + 56 * r[3];
+            bx[0] = r[0] * (1088 - bw), bx[1] = r[1] * (800 - bh);
+            bx[2] = bx[0] + bw, bx[3] = bx[1] + bh;
+        }
+        struct op o = {ra[i].name, 0, run_roi, &s};
+        time_op(&o, reps, max_t, peak);
+        free(s.feat), free(s.boxes), free(s.out);
+    }
+}
 
 int main(int argc, char **argv) {
     int reps  = argc > 1 ? atoi(argv[1]) : 5;
@@ -118,13 +246,15 @@ int main(int argc, char **argv) {
     double peak = fma_peak();
     printf("AVX2 FMA peak of one core: %.1f GFLOP/cpu-s\n", peak * 1e-9);
     static const struct shape shapes[] = {
-        {"stem 3->64 7x7/2 @800x1088", 3, 64, 7, 2, 800, 1088},
-        {"64->64 3x3 @200x272", 64, 64, 3, 1, 200, 272},
-        {"256->256 3x3 @200x272 (FPN P2)", 256, 256, 3, 1, 200, 272},
-        {"256->64 1x1 @200x272", 256, 64, 1, 1, 200, 272},
-        {"128->128 3x3 @100x136", 128, 128, 3, 1, 100, 136},
-        {"1024->256 1x1 @50x68", 1024, 256, 1, 1, 50, 68},
-        {"512->512 3x3 @25x34", 512, 512, 3, 1, 25, 34},
+        {"stem 3->64 7x7/2 @800x1088", 3, 64, 7, 2, 800, 1088, 1},
+        {"64->64 3x3 @200x272", 64, 64, 3, 1, 200, 272, 1},
+        {"256->256 3x3 @200x272 (FPN P2)", 256, 256, 3, 1, 200, 272, 1},
+        {"256->64 1x1 @200x272", 256, 64, 1, 1, 200, 272, 1},
+        {"128->128 3x3 @100x136", 128, 128, 3, 1, 100, 136, 1},
+        {"1024->256 1x1 @50x68", 1024, 256, 1, 1, 50, 68, 1},
+        {"512->512 3x3 @25x34", 512, 512, 3, 1, 25, 34, 1},
+        {"box head 256->256 3x3 @7x7 x1000", 256, 256, 3, 1, 7, 7, 1000},
+        {"mask head 256->256 3x3 @14x14 x100", 256, 256, 3, 1, 14, 14, 100},
     };
     printf("kernel %s, KC %d, reps %d (median)\n", iseg__gemm_kernel()->name, ISEG_GEMM_KC, reps);
     printf("%-34s %8s %10s %10s %14s %8s\n", "shape", "threads", "ms", "GFLOP/s", "GFLOP/cpu-s",
@@ -139,20 +269,20 @@ int main(int argc, char **argv) {
         iseg_conv2d_out_hw(&d, sh->h, sh->w, &oh, &ow);
         float *wt = rnd((size_t)sh->cout * sh->cin * sh->k * sh->k, &seed);
         float *b  = rnd((size_t)sh->cout, &seed);
-        float *x  = rnd((size_t)sh->cin * sh->h * sh->w, &seed);
-        float *y  = malloc((size_t)sh->cout * oh * ow * sizeof(float));
+        float *x  = rnd((size_t)sh->B * sh->cin * sh->h * sh->w, &seed);
+        float *y  = malloc((size_t)sh->B * sh->cout * oh * ow * sizeof(float));
         iseg_conv2d_t c;
         if (!y || iseg_conv2d_init(&c, &d, wt, b)) return 2;
-        double flop = 2.0 * sh->cout * (double)oh * ow * sh->cin * sh->k * sh->k;
+        double flop = 2.0 * sh->B * sh->cout * (double)oh * ow * sh->cin * sh->k * sh->k;
         for (int nt = 1; nt <= max_t; nt++) {
             iseg_engine_t e;
             if (iseg_engine_init(&e, nt)) return 2;
-            iseg_conv2d_forward(e, c, y, x, 1, sh->h, sh->w, NULL, ISEG_ACT_RELU); /* warm-up */
+            iseg_conv2d_forward(e, c, y, x, sh->B, sh->h, sh->w, NULL, ISEG_ACT_RELU); /* warm-up */
             double t[64], c0 = cpu_now();
             int    n = reps < 64 ? reps : 64;
             for (int i = 0; i < n; i++) {
                 double t0 = iseg__now();
-                iseg_conv2d_forward(e, c, y, x, 1, sh->h, sh->w, NULL, ISEG_ACT_RELU);
+                iseg_conv2d_forward(e, c, y, x, sh->B, sh->h, sh->w, NULL, ISEG_ACT_RELU);
                 t[i] = iseg__now() - t0;
             }
             double cpu = (cpu_now() - c0) / n;
@@ -167,5 +297,6 @@ int main(int argc, char **argv) {
         iseg_conv2d_free(c);
         free(wt), free(b), free(x), free(y);
     }
+    bench_others(reps, max_t, only, peak);
     return 0;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "models/maskrcnn_impl.h"
+#include "nn/nn_impl.h" /* iseg__engine_run: the per-detection stages on the engine's pool */
 
 struct iseg_infer {
     iseg_model_t             m;
@@ -509,6 +510,30 @@ static bool box_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], 
     return true;
 }
 
+/* The 1x1 mask logits of detection i's label: channels summed in order, then the bias. */
+struct logits_ctx {
+    iseg_model_t      m;
+    const struct det *d;
+    const float      *up; /* (D, 256, 28 28) */
+    float            *probs;
+};
+
+static void logits_task(void *vctx, size_t i, int ith) {
+    const struct logits_ctx *x = vctx;
+    (void)ith;
+    const float *w = x->m->mask_logit_w + (size_t)x->d[i].label * 256;
+    float *o = x->probs + i * 784;
+    const float *f = x->up + i * 256 * 784;
+    for (int p = 0; p < 784; p++) o[p] = 0.0f;
+    for (int ch = 0; ch < 256; ch++) {
+        float wc = w[ch];
+        const float *fc = f + (size_t)ch * 784;
+        for (int p = 0; p < 784; p++) o[p] += wc * fc[p];
+    }
+    float b = x->m->mask_logit_b[x->d[i].label];
+    for (int p = 0; p < 784; p++) o[p] += b;
+}
+
 /* ref: roi_heads.py mask branch + maskrcnn_inference: probs (D, 28, 28) of each label. */
 static bool mask_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS],
                       const struct det *d, int D, int img_h, int img_w, float **out) {
@@ -531,20 +556,9 @@ static bool mask_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS],
     float *probs = alloc_f(c, (size_t)D * 784);
     if (!up || !probs) return false;
     iseg_deconv2d_forward(c->e, m->mask_deconv, up, x, D, 14, 14, ISEG_ACT_RELU);
-    /* 1x1 logits of the predicted label only */
-    for (int i = 0; i < D; i++) {
-        const float *w = m->mask_logit_w + (size_t)d[i].label * 256;
-        float *o = probs + (size_t)i * 784;
-        const float *f = up + (size_t)i * 256 * 784;
-        for (int p = 0; p < 784; p++) o[p] = 0.0f;
-        for (int ch = 0; ch < 256; ch++) {
-            float wc = w[ch];
-            const float *fc = f + (size_t)ch * 784;
-            for (int p = 0; p < 784; p++) o[p] += wc * fc[p];
-        }
-        float b = m->mask_logit_b[d[i].label];
-        for (int p = 0; p < 784; p++) o[p] += b;
-    }
+    /* 1x1 logits of the predicted label only, one detection per task */
+    struct logits_ctx lc = {m, d, up, probs};
+    iseg__engine_run(c->e, (size_t)D, logits_task, &lc);
     emit(c, "mask.logits", probs, 3, D, 28, 28, 1);
     iseg_sigmoid(probs, probs, (size_t)D * 784);
     *out = probs;
@@ -603,8 +617,26 @@ static enum iseg_status paste(struct iseg_rle *out, const float *prob28, const f
     /* counts start with a (possibly empty) run of zeros */
     struct runs r = {0};
     enum iseg_status st = ISEG_STATUS_OK;
+    /* the rows' source taps and weights do not depend on the column: once per mask */
+    int64_t ny = y1 > y0 ? y1 - y0 : 0;
+    struct row_tap {
+        int   i0, i1;
+        float l0, l1;
+    } *rt = iseg__malloc_array((size_t)(ny ? ny : 1), sizeof(*rt));
+    uint8_t *bits = iseg__malloc_array((size_t)(ny ? ny : 1), 1);
     r.cnts = iseg__malloc_array(64, sizeof(uint32_t));
-    if (!r.cnts) goto oom;
+    if (!rt || !bits || !r.cnts) goto oom;
+    for (int64_t y = y0; y < y1; y++) {
+        int64_t oy = y - by0;
+        float srcy = sh * ((float)oy + 0.5f) - 0.5f;
+        if (srcy < 0) srcy = 0;
+        int iy0 = (int)srcy;
+        struct row_tap *t = &rt[y - y0];
+        t->i0 = iy0 * 30;
+        t->i1 = (iy0 + (iy0 < 29 ? 1 : 0)) * 30;
+        t->l1 = srcy - (float)iy0;
+        t->l0 = 1.0f - t->l1;
+    }
     r.cap = 64;
     r.m = 1;
     r.cnts[0] = 0;
@@ -620,28 +652,49 @@ static enum iseg_status paste(struct iseg_rle *out, const float *prob28, const f
         int ix0 = (int)srcx;
         int ix1 = ix0 + (ix0 < 29 ? 1 : 0);
         float lx1 = srcx - (float)ix0, lx0 = 1.0f - lx1;
+        for (int64_t j = 0; j < ny; j++) {
+            const struct row_tap *t = &rt[j];
+            float v = t->l0 * (lx0 * pad[t->i0 + ix0] + lx1 * pad[t->i0 + ix1]) +
+                      t->l1 * (lx0 * pad[t->i1 + ix0] + lx1 * pad[t->i1 + ix1]);
+            bits[j] = v > thresh;
+        }
         if (!runs_add(&r, 0, (uint32_t)y0)) goto oom;
-        for (int64_t y = y0; y < y1; y++) {
-            int64_t oy = y - by0;
-            float srcy = sh * ((float)oy + 0.5f) - 0.5f;
-            if (srcy < 0) srcy = 0;
-            int iy0 = (int)srcy;
-            int iy1 = iy0 + (iy0 < 29 ? 1 : 0);
-            float ly1 = srcy - (float)iy0, ly0 = 1.0f - ly1;
-            float v = ly0 * (lx0 * pad[iy0 * 30 + ix0] + lx1 * pad[iy0 * 30 + ix1]) +
-                      ly1 * (lx0 * pad[iy1 * 30 + ix0] + lx1 * pad[iy1 * 30 + ix1]);
-            if (!runs_add(&r, v > thresh, 1)) goto oom;
+        for (int64_t j = 0; j < ny;) {
+            int64_t k = j + 1;
+            while (k < ny && bits[k] == bits[j]) k++;
+            if (!runs_add(&r, bits[j], (uint32_t)(k - j))) goto oom;
+            j = k;
         }
         if (!runs_add(&r, 0, (uint32_t)(H - y1))) goto oom;
     }
+    iseg__free(rt);
+    iseg__free(bits);
     out->h = (uint32_t)H;
     out->w = (uint32_t)W;
     out->m = r.m;
     out->cnts = r.cnts;
     return st;
 oom:
+    iseg__free(rt);
+    iseg__free(bits);
     iseg__free(r.cnts);
     return ISEG_STATUS_ENOMEM;
+}
+
+/* Pasting on the engine's pool: every detection's RLE is independent of the others. */
+struct paste_ctx {
+    struct iseg_detections *out;
+    const float            *probs;
+    enum iseg_status       *st;
+    int                     H, W;
+    float                   thresh;
+};
+
+static void paste_task(void *vctx, size_t i, int ith) {
+    const struct paste_ctx *x = vctx;
+    (void)ith;
+    struct iseg_detection *o = &x->out->d[i];
+    x->st[i] = paste(&o->mask, x->probs + i * 784, o->box, x->H, x->W, x->thresh);
 }
 
 /* ---- the whole model -------------------------------------------------------------------------- */
@@ -746,9 +799,19 @@ enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
         o->box[3] = d[i].box[3] * rh;
         o->score = d[i].score;
         o->label = d[i].label;
-        out->n = (size_t)i + 1;
-        st = paste(&o->mask, probs + (size_t)i * 784, o->box, H0, W0, c->p.mask_thresh);
-        if (st) goto fail;
+    }
+    if (D > 0) {
+        /* masks zeroed by calloc: iseg_detections_free() is safe on the ones that failed */
+        enum iseg_status *pst = iseg_arena_alloc(c->a, sizeof(*pst) * (size_t)D);
+        if (!pst) goto oom;
+        out->n = (size_t)D;
+        struct paste_ctx pc = {out, probs, pst, H0, W0, c->p.mask_thresh};
+        iseg__engine_run(c->e, (size_t)D, paste_task, &pc);
+        for (int i = 0; i < D; i++)
+            if (pst[i]) {
+                st = pst[i];
+                goto fail;
+            }
     }
     c->tm.paste = lap(&t0);
     c->tm.total = (iseg__now() - t_start) * 1e3;

@@ -77,15 +77,20 @@ struct im2col {
     const struct iseg_conv2d_desc *d;
     const float                   *x; /* (B, cin, h, w) */
     int                            h, w, oh, ow, cin_g;
-    bool                           direct; /* 1x1, stride 1, no padding: B is x itself */
+    bool                           direct;  /* 1x1, stride 1, no padding: B is x itself */
+    bool                           batched; /* the columns are all images' pixels in a row */
+    bool                           table;   /* batched, packed by pack_table() (one group g) */
+    bool                           gather;  /* pack_table() may use AVX2 (int32 offsets fit) */
+    int                            g;
 };
 
-/* one output row's run of columns of the chunk */
+/* one output row's run of columns of the chunk (of image img) */
 struct seg {
-    int oy, ox, len, col;
+    int img, oy, ox, len, col;
 };
 
-#define SEG_MAX 512 /* output-row runs per chunk: at most nc + 1 */
+#define SEG_MAX   512  /* output-row runs per chunk: at most nc + 1 */
+#define BATCH_OHW 1024 /* output pixels per image below which a batch is one GEMM */
 
 /* Store row k of the columns [col, col + len) of a B block: column j lives in panel j / nr at
  * lane j % nr of that panel's row k (dk = dst + k nr, panels ps floats apart). src NULL: zeros. */
@@ -106,6 +111,109 @@ static inline void put_run(float *dk, size_t ps, int nr, int col, const float *s
     }
 }
 
+#define TAB_MAX 512 /* columns per chunk of the table packer (nc <= 8 NR) */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* pack_table()'s row loop with AVX2 gathers of 8 columns, padding taps masked off (read as 0) */
+__attribute__((target("avx2,fma"))) static void
+pack_table_avx2(const float *x, const int32_t *b32, const uint32_t *msk, float *dst, int kc,
+                int ncp, int nr, int ci, int ky, int kx, const struct iseg_conv2d_desc *d, int w,
+                size_t hw) {
+    size_t ps = (size_t)kc * nr;
+    for (int k = 0; k < kc; k++) {
+        int     delta = (int)((size_t)ci * hw) + ky * d->dil_h * w + kx * d->dil_w;
+        int     bit   = ky * d->kw + kx;
+        __m256i dv = _mm256_set1_epi32(delta), sh = _mm256_set1_epi32(31 - bit);
+        for (int p0 = 0; p0 < ncp; p0 += nr) {
+            float *dp = dst + (size_t)(p0 / nr) * ps + (size_t)k * nr;
+            for (int j = 0; j < nr; j += 8) {
+                __m256i b = _mm256_loadu_si256((const __m256i *)(b32 + p0 + j));
+                __m256i m = _mm256_loadu_si256((const __m256i *)(msk + p0 + j));
+                __m256  ok = _mm256_castsi256_ps(_mm256_sllv_epi32(m, sh)); /* sign: the tap bit */
+                __m256  v  = _mm256_mask_i32gather_ps(_mm256_setzero_ps(), x,
+                                                      _mm256_add_epi32(b, dv), ok, 4);
+                _mm256_storeu_ps(dp + j, v);
+            }
+        }
+        if (++kx == d->kw) {
+            kx = 0;
+            if (++ky == d->kh) {
+                ky = 0;
+                ci++;
+            }
+        }
+    }
+}
+#endif
+
+/* The batched packer for small images: output rows are only a few pixels long, so runs are too
+ * short for memcpy. Instead a per-column table (where the column's receptive field starts in x,
+ * and which of the kh kw taps fall inside its image) makes each element one indexed load. */
+static void pack_table(const struct im2col *s, float *dst, int k0, int kc, int n0, int nc, int nr) {
+    const struct iseg_conv2d_desc *d = s->d;
+    size_t       hw = (size_t)s->h * s->w, ohw = (size_t)s->oh * s->ow;
+    size_t       is = (size_t)d->cin * hw;
+    size_t       ps = (size_t)kc * nr;
+    ptrdiff_t    base[TAB_MAX];
+    uint32_t     msk[TAB_MAX];
+    for (int col = 0; col < nc; col++) {
+        size_t n = (size_t)n0 + col, img = n / ohw, p = n % ohw;
+        int    iy0 = (int)(p / s->ow) * d->stride_h - d->pad_h;
+        int    ix0 = (int)(p % s->ow) * d->stride_w - d->pad_w;
+        base[col]  = (ptrdiff_t)(img * is) + (ptrdiff_t)iy0 * s->w + ix0;
+        uint32_t m = 0;
+        for (int ky = 0; ky < d->kh; ky++) {
+            int iy = iy0 + ky * d->dil_h;
+            for (int kx = 0; kx < d->kw; kx++) {
+                int ix = ix0 + kx * d->dil_w;
+                if (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w) m |= 1u << (ky * d->kw + kx);
+            }
+        }
+        msk[col] = m;
+    }
+    int kk = d->kh * d->kw;
+    int ci = k0 / kk, r = k0 % kk, ky = r / d->kw, kx = r % d->kw;
+    /* the group's channels; x[0] stands in for a padding tap so that the load is unconditional */
+    const float *x = s->x + (size_t)s->g * s->cin_g * hw;
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (s->gather && nr % 8 == 0) {
+        int32_t b32[TAB_MAX];
+        int     ncp = iseg__ceil_div(nc, nr) * nr;
+        for (int col = 0; col < ncp; col++) {
+            b32[col] = col < nc ? (int32_t)base[col] : 0;
+            if (col >= nc) msk[col] = 0; /* the zero padding of the last panel */
+        }
+        pack_table_avx2(x, b32, msk, dst, kc, ncp, nr, ci, ky, kx, d, s->w, hw);
+        return;
+    }
+#endif
+    for (int k = 0; k < kc; k++) {
+        ptrdiff_t delta = (ptrdiff_t)ci * hw + (ptrdiff_t)ky * d->dil_h * s->w + kx * d->dil_w;
+        int       bit   = ky * d->kw + kx;
+        for (int p0 = 0; p0 < nc; p0 += nr) {
+            float *dp = dst + (size_t)(p0 / nr) * ps + (size_t)k * nr;
+            int    nv = nc - p0 < nr ? nc - p0 : nr;
+            for (int j = 0; j < nv; j++) {
+                int       col = p0 + j;
+                bool      ok  = (msk[col] >> bit) & 1u;
+                ptrdiff_t i   = ok ? base[col] + delta : 0;
+                float     v   = x[i];
+                dp[j]         = ok ? v : 0.0f;
+            }
+            for (int j = nv; j < nr; j++) dp[j] = 0.0f;
+        }
+        if (++kx == d->kw) {
+            kx = 0;
+            if (++ky == d->kh) {
+                ky = 0;
+                ci++;
+            }
+        }
+    }
+}
+
 /* Packs the im2col block (rows k0..k0+kc, columns n0..n0+nc) row by row: each row (ci, ky, kx)
  * is a few runs of one input row (long, contiguous for stride 1, so the loads stream), with
  * zeros where the kernel overhangs the image. */
@@ -113,12 +221,18 @@ static void pack_im2col(const void *vctx, int b, int g, float *dst, int k0, int 
                         int nc, int nr) {
     const struct im2col           *s = vctx;
     const struct iseg_conv2d_desc *d = s->d;
-    size_t       hw = (size_t)s->h * s->w;
+    size_t       hw = (size_t)s->h * s->w, ohw = (size_t)s->oh * s->ow;
+    size_t       is = (size_t)d->cin * hw; /* image stride of x */
     const float *xg = s->x + ((size_t)b * d->cin + (size_t)g * s->cin_g) * hw;
     size_t       ps = (size_t)kc * nr;
     int          np = iseg__ceil_div(nc, nr), tail = np * nr - nc;
     float       *dtail = dst + (size_t)(np - 1) * ps + (nr - tail);
-    if (s->direct) {
+    if (s->table) {
+        ISEG_ASSERT(b == 0 && g == s->g);
+        pack_table(s, dst, k0, kc, n0, nc, nr);
+        return;
+    }
+    if (s->direct && !s->batched) {
         for (int k = 0; k < kc; k++) {
             put_run(dst + (size_t)k * nr, ps, nr, 0, xg + (size_t)(k0 + k) * hw + (size_t)n0, nc);
             if (tail) memset(dtail + (size_t)k * nr, 0, (size_t)tail * sizeof(float));
@@ -128,20 +242,35 @@ static void pack_im2col(const void *vctx, int b, int g, float *dst, int k0, int 
     struct seg segs[SEG_MAX];
     int        nseg = 0;
     for (int col = 0; col < nc;) {
-        int oy = (n0 + col) / s->ow, ox = (n0 + col) % s->ow;
-        int len = s->ow - ox < nc - col ? s->ow - ox : nc - col;
+        /* batched: column n0 + col is pixel p of image img (b is 0) */
+        size_t n = (size_t)n0 + col, img = s->batched ? n / ohw : 0, p = s->batched ? n % ohw : n;
+        int    oy = (int)(p / s->ow), ox = (int)(p % s->ow);
+        int    room = s->direct ? (int)(ohw - p) : s->ow - ox;
+        int    len  = room < nc - col ? room : nc - col;
         ISEG_ASSERT(nseg < SEG_MAX);
-        segs[nseg++] = (struct seg){oy, ox, len, col};
+        segs[nseg++] = (struct seg){(int)img, oy, ox, len, col};
         col += len;
+    }
+    if (s->direct) {
+        for (int k = 0; k < kc; k++) {
+            for (int si = 0; si < nseg; si++) {
+                const struct seg *sg = &segs[si];
+                const float *src = xg + sg->img * is + (size_t)(k0 + k) * hw +
+                                   (size_t)sg->oy * s->ow + sg->ox;
+                put_run(dst + (size_t)k * nr, ps, nr, sg->col, src, sg->len);
+            }
+            if (tail) memset(dtail + (size_t)k * nr, 0, (size_t)tail * sizeof(float));
+        }
+        return;
     }
     float tmp[SEG_MAX]; /* one strided run, gathered */
     int   sw = d->stride_w, kk = d->kh * d->kw;
     int   ci = k0 / kk, r = k0 % kk, ky = r / d->kw, kx = r % d->kw;
     for (int k = 0; k < kc; k++) {
-        float       *dk = dst + (size_t)k * nr;
-        const float *xc = xg + (size_t)ci * hw;
+        float *dk = dst + (size_t)k * nr;
         for (int si = 0; si < nseg; si++) {
             const struct seg *sg  = &segs[si];
+            const float      *xc  = xg + sg->img * is + (size_t)ci * hw;
             int               len = sg->len;
             int               iy  = sg->oy * d->stride_h - d->pad_h + ky * d->dil_h;
             if (iy < 0 || iy >= s->h) {
@@ -185,10 +314,15 @@ void iseg_conv2d_forward(iseg_engine_t e, const iseg_conv2d_t c, float *y, const
     const struct iseg_conv2d_desc *d = &c->d;
     int oh, ow;
     iseg_conv2d_out_hw(d, h, w, &oh, &ow);
-    struct im2col s = {d, x, h, w, oh, ow, d->cin / d->groups, false};
+    struct im2col s = {d, x, h, w, oh, ow, d->cin / d->groups, false, false, false, false, 0};
     s.direct = d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
                d->pad_h == 0 && d->pad_w == 0;
     size_t ohw = (size_t)oh * ow;
+    /* Small images (the RoI heads: 7x7, 14x14) would give the kernel short, mostly padded
+     * column chunks one image at a time: the whole batch becomes one GEMM whose N runs over
+     * every image's pixels, packed across image boundaries. Each element's sum is the same
+     * (K blocks in order), so the result is bit-identical to the per-image GEMM. */
+    s.batched = B > 1 && ohw < BATCH_OHW && (size_t)B * ohw <= INT32_MAX;
     struct iseg__gemm_desc g;
     memset(&g, 0, sizeof(g));
     g.M = c->M, g.N = (int)ohw, g.K = c->K, g.n_b = B, g.n_g = d->groups;
@@ -196,6 +330,16 @@ void iseg_conv2d_forward(iseg_engine_t e, const iseg_conv2d_t c, float *y, const
     g.pack_b = pack_im2col, g.pack_ctx = &s;
     g.C = y, g.ldc = ohw, g.c_bs = (ptrdiff_t)((size_t)d->cout * ohw), g.c_gs = (ptrdiff_t)((size_t)c->M * ohw);
     if (residual) g.C0 = residual, g.ldc0 = ohw, g.c0_bs = g.c_bs, g.c0_gs = g.c_gs;
+    if (s.batched) {
+        g.N = (int)((size_t)B * ohw), g.n_b = 1;
+        g.n_img = (int)ohw, g.c_is = g.c_bs, g.c0_is = g.c0_bs;
+        s.table = !s.direct && d->kh * d->kw <= 32 && d->groups == 1;
+#if defined(__x86_64__) && defined(__GNUC__)
+        __builtin_cpu_init();
+        s.gather = s.table && __builtin_cpu_supports("avx2") &&
+                   (size_t)B * d->cin * h * w < (size_t)INT32_MAX;
+#endif
+    }
     g.bias_row = c->bias;
     g.relu     = act == ISEG_ACT_RELU;
     iseg__gemm_run(e, &g);

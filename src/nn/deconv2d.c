@@ -1,7 +1,9 @@
 /* deconv2d.c - transposed convolution (torch ConvTranspose2d) as GEMM + col2im:
  * cols (cout/g kh kw, h w) = W_g^T . x_g, then every output pixel gathers its contributions
  * in a fixed (ky, kx) order, plus bias and ReLU. Images are processed in slices so that the
- * column buffer stays bounded. */
+ * column buffer stays bounded. When the kernel equals the stride (no padding, dilation or
+ * output padding) the taps never overlap: a slice is one GEMM over all its images' pixels and
+ * col2im is a scatter. */
 #include <string.h>
 
 #include "nn/nn_impl.h"
@@ -125,10 +127,112 @@ static void col2im_task(void *vctx, size_t item, int ith) {
         }
 }
 
+/* ---- kernel == stride: taps never overlap ------------------------------------------------ */
+
+/* B of the whole slice as one GEMM: column n = image (n / hw), pixel (n % hw) */
+struct dense_batch {
+    const float *x; /* (nb, cin, h w) */
+    size_t       hw, bs, gs;
+};
+
+static void pack_x_batch(const void *vctx, int b, int g, float *dst, int k0, int kc, int n0,
+                         int nc, int nr) {
+    const struct dense_batch *s = vctx;
+    (void)b;
+    const float *xg = s->x + (size_t)g * s->gs;
+    size_t       ps = (size_t)kc * nr;
+    for (int k = 0; k < kc; k++) {
+        float *dk = dst + (size_t)k * nr;
+        for (int col = 0; col < nc;) {
+            size_t n = (size_t)n0 + col, img = n / s->hw, p = n % s->hw;
+            int    len = (int)(s->hw - p) < nc - col ? (int)(s->hw - p) : nc - col;
+            const float *src = xg + img * s->bs + (size_t)(k0 + k) * s->hw + p;
+            /* the run into panels: column col at panel col / nr, lane col % nr */
+            while (len > 0) {
+                int    lane = col % nr, m = nr - lane < len ? nr - lane : len;
+                float *dp   = dk + (size_t)(col / nr) * ps + lane;
+                memcpy(dp, src, (size_t)m * sizeof(float));
+                src += m, col += m, len -= m;
+            }
+        }
+        int np = iseg__ceil_div(nc, nr), tail = np * nr - nc;
+        if (tail) memset(dk + (size_t)(np - 1) * ps + (nr - tail), 0, (size_t)tail * sizeof(float));
+    }
+}
+
+struct scatter {
+    const struct iseg_deconv2d *c;
+    const float                *cols; /* (groups M, nb hw): row co kh kw + ky kw + kx */
+    size_t                      ldc;
+    float                      *y; /* (nb, cout, oh, ow) */
+    int                         h, w, oh, ow;
+    bool                        relu;
+};
+
+/* one (image, output channel) plane: each output pixel has exactly one tap, (ky, kx) =
+ * (oy % kh, ox % kw); the arithmetic is col2im_task()'s: (0 + tap) + bias, then ReLU */
+static void scatter_task(void *vctx, size_t item, int ith) {
+    const struct scatter            *s = vctx;
+    const struct iseg_deconv2d_desc *d = &s->c->d;
+    (void)ith;
+    int    co = (int)(item % (size_t)d->cout);
+    size_t b  = item / (size_t)d->cout, hw = (size_t)s->h * s->w;
+    int    kh = d->kh, kw = d->kw;
+    float  bias = s->c->bias ? s->c->bias[co] : 0.0f;
+    float *yp   = s->y + (b * d->cout + (size_t)co) * (size_t)s->oh * s->ow;
+    for (int oy = 0; oy < s->oh; oy++) {
+        int    ky = oy % kh, iy = oy / kh;
+        float *yr = yp + (size_t)oy * s->ow;
+        for (int kx = 0; kx < kw; kx++) {
+            const float *src = s->cols + ((size_t)co * kh * kw + (size_t)ky * kw + kx) * s->ldc +
+                               b * hw + (size_t)iy * s->w;
+            for (int ix = 0; ix < s->w; ix++) {
+                float v = (0.0f + src[ix]) + bias;
+                if (s->relu && v < 0.0f) v = 0.0f;
+                yr[(size_t)ix * kw + kx] = v;
+            }
+        }
+    }
+}
+
+static void forward_no_overlap(iseg_engine_t e, const iseg_deconv2d_t c, float *y, const float *x,
+                               int B, int h, int w, bool relu) {
+    const struct iseg_deconv2d_desc *d = &c->d;
+    size_t hw        = (size_t)h * w;
+    size_t per_image = (size_t)d->groups * c->M * hw;
+    int    nb        = per_image >= COLS_MAX_FLOATS ? 1 : (int)(COLS_MAX_FLOATS / per_image);
+    if (nb > B) nb = B;
+    if ((size_t)nb * hw > INT32_MAX) nb = (int)(INT32_MAX / hw);
+    float *cols = iseg__engine_shared(e, (size_t)nb * per_image * sizeof(float));
+    if (!cols) return;
+    int oh = h * d->kh, ow = w * d->kw;
+    for (int b0 = 0; b0 < B; b0 += nb) {
+        int                n = B - b0 < nb ? B - b0 : nb;
+        size_t             ldc = (size_t)n * hw;
+        struct dense_batch s   = {x + (size_t)b0 * d->cin * hw, hw, (size_t)d->cin * hw,
+                                  (size_t)c->K * hw};
+        struct iseg__gemm_desc g;
+        memset(&g, 0, sizeof(g));
+        g.M = c->M, g.N = (int)ldc, g.K = c->K, g.n_b = 1, g.n_g = d->groups;
+        g.pa = c->pa, g.pa_gs = (ptrdiff_t)c->pa_gs;
+        g.pack_b = pack_x_batch, g.pack_ctx = &s;
+        g.C = cols, g.ldc = ldc, g.c_gs = (ptrdiff_t)((size_t)c->M * ldc);
+        iseg__gemm_run(e, &g);
+        struct scatter sc = {c, cols, ldc, y + (size_t)b0 * d->cout * oh * ow, h, w, oh, ow, relu};
+        iseg__engine_run(e, (size_t)n * d->cout, scatter_task, &sc);
+    }
+}
+
 void iseg_deconv2d_forward(iseg_engine_t e, const iseg_deconv2d_t c, float *y, const float *x,
                            int B, int h, int w, enum iseg_act act) {
     ISEG_ASSERT(e && c && y && x && B >= 1 && h >= 1 && w >= 1);
     const struct iseg_deconv2d_desc *d = &c->d;
+    /* the mask head's 2x2 stride-2 upsampling: one GEMM per slice and a scatter, no col2im */
+    if (d->kh == d->stride_h && d->kw == d->stride_w && d->pad_h == 0 && d->pad_w == 0 &&
+        d->dil_h == 1 && d->dil_w == 1 && d->out_pad_h == 0 && d->out_pad_w == 0) {
+        forward_no_overlap(e, c, y, x, B, h, w, act == ISEG_ACT_RELU);
+        return;
+    }
     int oh, ow;
     iseg_deconv2d_out_hw(d, h, w, &oh, &ow);
     size_t hw        = (size_t)h * w;

@@ -181,6 +181,27 @@ static void epilogue(const struct iseg__gemm_desc *d, float *c, int g, int m, in
 
 #define NR_MAX 48
 
+/* Copies rows [m, m + mv) and columns [n, n + nv) between a tile (rows nr floats apart) and a
+ * matrix whose columns may be split into images (see iseg__gemm_desc.n_img): in a run per
+ * image, so that a tile that straddles two images lands in both. */
+static void tile_io(float *tile, int nr, float *mat, size_t ld, ptrdiff_t is, int n_img, int m,
+                    int n, int mv, int nv, bool to_mat) {
+    for (int j = 0; j < nv;) {
+        int col = n + j, img = 0, len = nv - j;
+        if (n_img) {
+            img = col / n_img;
+            col = col % n_img;
+            if (len > n_img - col) len = n_img - col;
+        }
+        float *p = mat + img * is + (size_t)m * ld + col;
+        for (int r = 0; r < mv; r++) {
+            if (to_mat) memcpy(p + (size_t)r * ld, tile + (size_t)r * nr + j, (size_t)len * sizeof(float));
+            else memcpy(tile + (size_t)r * nr + j, p + (size_t)r * ld, (size_t)len * sizeof(float));
+        }
+        j += len;
+    }
+}
+
 static void gemm_task(void *vctx, size_t item, int ith) {
     const struct run_ctx         *x = vctx;
     const struct iseg__gemm_desc *d = x->d;
@@ -243,12 +264,17 @@ static void gemm_task(void *vctx, size_t item, int ith) {
                         epi.bias_col = bc_pad;
                     }
                 }
+                /* the tile's columns within their image (n_img: possibly two images) */
+                int  n_img = d->n_img, img = n_img ? n / n_img : 0, col = n_img ? n % n_img : n;
+                bool split = n_img && col + nv > n_img;
+                float       *Ci  = C + img * d->c_is;
+                const float *C0i = C0 ? C0 + img * d->c0_is : NULL;
                 for (int ir = 0; ir < mbc; ir += MR) {
                     int          mv = mbc - ir < MR ? mbc - ir : MR;
                     int          m  = mb + ir;
                     const float *a  = apan + (size_t)(ir / MR) * a_ps;
-                    float       *c  = C + (size_t)m * d->ldc + n;
-                    const float *s0 = first ? (C0 ? C0 + (size_t)m * d->ldc0 + n : NULL) : c;
+                    float       *c  = Ci + (size_t)m * d->ldc + col;
+                    const float *s0 = first ? (C0i ? C0i + (size_t)m * d->ldc0 + col : NULL) : c;
                     size_t       l0 = first ? d->ldc0 : d->ldc;
                     if (last && d->bias_row) {
                         const float *br = d->bias_row + (size_t)g * d->M + m;
@@ -261,9 +287,9 @@ static void gemm_task(void *vctx, size_t item, int ith) {
                         }
                     }
                     const struct iseg__gemm_epi *pe = last && has_epi ? &epi : NULL;
-                    if (mv == MR && nv == nr) {
+                    if (mv == MR && nv == nr && !split) {
                         kern(kc, a, bb, c, d->ldc, s0, l0, pe);
-                    } else {
+                    } else if (!split) {
                         /* edge tile: same kernel on a full tile, valid part copied */
                         if (s0)
                             for (int r = 0; r < mv; r++)
@@ -273,6 +299,16 @@ static void gemm_task(void *vctx, size_t item, int ith) {
                         for (int r = 0; r < mv; r++)
                             memcpy(c + (size_t)r * d->ldc, tile + (size_t)r * nr,
                                    (size_t)nv * sizeof(float));
+                    } else {
+                        /* a tile across images: the same through the tile, run by run */
+                        if (first && C0)
+                            tile_io(tile, nr, (float *)(uintptr_t)C0, d->ldc0, d->c0_is, n_img,
+                                    m, n, mv, nv, false);
+                        else if (!first)
+                            tile_io(tile, nr, C, d->ldc, d->c_is, n_img, m, n, mv, nv, false);
+                        bool has0 = !first || C0;
+                        kern(kc, a, bb, tile, (size_t)nr, has0 ? tile : NULL, (size_t)nr, pe);
+                        tile_io(tile, nr, C, d->ldc, d->c_is, n_img, m, n, mv, nv, true);
                     }
                 }
             }
@@ -285,6 +321,7 @@ void iseg__gemm_run(iseg_engine_t e, const struct iseg__gemm_desc *d) {
     if (d->M == 0 || d->N == 0) return;
     if (d->K == 0) {
         /* no products: C = C0 (+ epilogue) */
+        ISEG_ASSERT(!d->n_img);
         for (int b = 0; b < d->n_b; b++)
             for (int g = 0; g < d->n_g; g++) {
                 float       *C  = d->C + b * d->c_bs + g * d->c_gs;

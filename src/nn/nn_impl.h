@@ -130,6 +130,11 @@ struct iseg__gemm_desc {
     const float *C0;
     size_t      ldc0;
     ptrdiff_t   c0_bs, c0_gs;
+    /* n_img > 0: the N columns are images of n_img columns each (a batch seen as one long N):
+     * element (m, n) of C lives at C + (n / n_img) * c_is + m * ldc + n % n_img, likewise C0
+     * with c0_is; 0: plain rows (C + m * ldc + n). bias_col is indexed by n either way. */
+    int         n_img;
+    ptrdiff_t   c_is, c0_is;
     /* epilogue */
     const float *bias_row; /* (M) per group: bias_row + g * M, or NULL */
     const float *bias_col; /* (N) or NULL */

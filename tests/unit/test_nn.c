@@ -175,6 +175,109 @@ TEST(conv2d_vs_ref) {
     iseg_engine_free(e3);
 }
 
+/* A batch of small images is one GEMM whose N runs over all images' pixels (columns packed
+ * across image boundaries, tiles straddling two images): bit-identical to one call per image,
+ * with every kernel, for 1 and 3 threads. */
+TEST(conv2d_batched_equals_per_image) {
+    struct {
+        int cin, cout, k, stride, pad, dil, groups, B, h, w;
+        bool residual;
+    } cases[] = {
+        {20, 24, 3, 1, 1, 1, 1, 9, 7, 7, false},  /* box head: 49 columns, tiles straddle */
+        {9, 16, 3, 1, 1, 1, 1, 5, 14, 14, true},  /* mask head, residual */
+        {16, 8, 1, 1, 0, 1, 1, 7, 5, 3, true},    /* 1x1 direct, runs across images */
+        {8, 12, 3, 2, 1, 2, 1, 4, 9, 8, false},   /* stride 2, dilation 2 */
+        {8, 6, 3, 1, 1, 1, 2, 3, 6, 5, false},    /* groups 2 (row-run packer) */
+        {300, 10, 3, 1, 1, 1, 1, 3, 4, 4, false}, /* K 2700: many K blocks */
+    };
+    uint64_t      st = 23;
+    iseg_engine_t e1, e3;
+    ASSERT_OK(iseg_engine_init(&e1, 1));
+    ASSERT_OK(iseg_engine_init(&e3, 3));
+    for (int ii = 0; ii < N_ISAS; ii++) {
+        if (!isa_available(ISAS[ii])) continue;
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+            struct iseg_conv2d_desc d = iseg_conv2d_default_desc(cases[i].cin, cases[i].cout, cases[i].k);
+            d.stride_h = d.stride_w = cases[i].stride;
+            d.pad_h = d.pad_w = cases[i].pad;
+            d.dil_h = d.dil_w = cases[i].dil;
+            d.groups          = cases[i].groups;
+            int B = cases[i].B, h = cases[i].h, w = cases[i].w, oh, ow;
+            iseg_conv2d_out_hw(&d, h, w, &oh, &ow);
+            size_t nw = (size_t)d.cout * (d.cin / d.groups) * d.kh * d.kw;
+            size_t xs = (size_t)d.cin * h * w, ys = (size_t)d.cout * oh * ow, ny = B * ys;
+            float *wt = rnd(nw, &st), *b = rnd((size_t)d.cout, &st), *x = rnd(B * xs, &st);
+            float *res = cases[i].residual ? rnd(ny, &st) : NULL;
+            float *y1 = falloc(ny), *y3 = falloc(ny), *yp = falloc(ny), *yr = falloc(ny);
+            iseg_conv2d_t c;
+            ASSERT_OK(iseg_conv2d_init(&c, &d, wt, b));
+            iseg_conv2d_forward(e1, c, y1, x, B, h, w, res, ISEG_ACT_RELU);
+            iseg_conv2d_forward(e3, c, y3, x, B, h, w, res, ISEG_ACT_RELU);
+            for (int k = 0; k < B; k++)
+                iseg_conv2d_forward(e3, c, yp + k * ys, x + k * xs, 1, h, w, res ? res + k * ys : NULL,
+                                    ISEG_ACT_RELU);
+            iseg_conv2d_forward_ref(yr, x, wt, b, &d, B, h, w, res, ISEG_ACT_RELU);
+            ASSERT_NMSE(y1, yr, ny, "conv2d batched");
+            ASSERT_BITEQ(y1, y3, ny, "conv2d batched");
+            ASSERT_MSG(memcmp(y1, yp, ny * sizeof(float)) == 0,
+                       "case %zu: batched differs from per-image", i);
+            iseg_conv2d_free(c);
+            free(wt), free(b), free(x), free(res), free(y1), free(y3), free(yp), free(yr);
+        }
+    }
+    iseg__gemm_force(ISEG_GEMM_ISA_AUTO);
+    ASSERT_OK(iseg_engine_take_error(e1));
+    ASSERT_OK(iseg_engine_take_error(e3));
+    iseg_engine_free(e1);
+    iseg_engine_free(e3);
+}
+
+/* kernel == stride: one GEMM over the batch and a scatter; the same per image, and exactly
+ * (0 + tap) + bias of the reference's one tap per pixel (checked against the ref in double) */
+TEST(deconv2d_no_overlap) {
+    struct {
+        int cin, cout, k, g, B, h, w;
+        bool bias;
+    } cases[] = {
+        {16, 12, 2, 1, 5, 14, 14, true}, /* mask head */
+        {8, 6, 2, 2, 3, 5, 7, true},     /* groups 2 */
+        {5, 4, 3, 1, 2, 4, 3, false},    /* 3x3/3, no bias */
+    };
+    uint64_t      st = 29;
+    iseg_engine_t e1, e3;
+    ASSERT_OK(iseg_engine_init(&e1, 1));
+    ASSERT_OK(iseg_engine_init(&e3, 3));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct iseg_deconv2d_desc d = {cases[i].cin, cases[i].cout, cases[i].k, cases[i].k,
+                                       cases[i].k, cases[i].k, 0, 0, 0, 0, 1, 1, cases[i].g};
+        int B = cases[i].B, h = cases[i].h, w = cases[i].w, oh, ow;
+        iseg_deconv2d_out_hw(&d, h, w, &oh, &ow);
+        ASSERT(oh == h * d.kh && ow == w * d.kw);
+        size_t nw = (size_t)d.cin * (d.cout / d.groups) * d.kh * d.kw;
+        size_t xs = (size_t)d.cin * h * w, ys = (size_t)d.cout * oh * ow, ny = B * ys;
+        float *wt = rnd(nw, &st), *b = cases[i].bias ? rnd((size_t)d.cout, &st) : NULL;
+        float *x = rnd(B * xs, &st);
+        float *y1 = falloc(ny), *y3 = falloc(ny), *yp = falloc(ny), *yr = falloc(ny);
+        iseg_deconv2d_t c;
+        ASSERT_OK(iseg_deconv2d_init(&c, &d, wt, b));
+        for (int act = 0; act < 2; act++) {
+            enum iseg_act a = act ? ISEG_ACT_RELU : ISEG_ACT_NONE;
+            iseg_deconv2d_forward(e1, c, y1, x, B, h, w, a);
+            iseg_deconv2d_forward(e3, c, y3, x, B, h, w, a);
+            for (int k = 0; k < B; k++) iseg_deconv2d_forward(e1, c, yp + k * ys, x + k * xs, 1, h, w, a);
+            iseg_deconv2d_forward_ref(yr, x, wt, b, &d, B, h, w, a);
+            ASSERT_NMSE(y1, yr, ny, "deconv2d no overlap");
+            ASSERT_BITEQ(y1, y3, ny, "deconv2d no overlap");
+            ASSERT_MSG(memcmp(y1, yp, ny * sizeof(float)) == 0, "case %zu: batch differs", i);
+        }
+        iseg_deconv2d_free(c);
+        free(wt), free(b), free(x), free(y1), free(y3), free(yp), free(yr);
+    }
+    ASSERT_OK(iseg_engine_take_error(e1));
+    iseg_engine_free(e1);
+    iseg_engine_free(e3);
+}
+
 TEST(conv2d_bad_desc) {
     struct iseg_conv2d_desc d = iseg_conv2d_default_desc(6, 4, 3);
     d.groups                  = 4; /* 6 not divisible by 4 */
@@ -437,6 +540,49 @@ TEST(roi_align_vs_ref) {
             free(y1), free(y3), free(yr);
         }
     free(feat);
+    iseg_engine_free(e1);
+    iseg_engine_free(e3);
+}
+
+/* The channel-block path (8 channels per pass, 8x8 transposes where 8 used columns are
+ * consecutive, a partial last block) is bit-identical to the reference, which has
+ * torchvision's arithmetic; RoIs of every size on a map wide enough for the transposes. */
+TEST(roi_align_blocks_bitexact) {
+    uint64_t      st = 31;
+    int           C = 21, H = 37, W = 53, N = 40;
+    float        *feat = rnd((size_t)C * H * W, &st);
+    float        *boxes = malloc(4 * (size_t)N * sizeof(float));
+    iseg_engine_t e1, e3;
+    ASSERT(boxes);
+    ASSERT_OK(iseg_engine_init(&e1, 1));
+    ASSERT_OK(iseg_engine_init(&e3, 3));
+    for (int i = 0; i < N; i++) {
+        float bw = (float)(test_rand_unif(&st) * (i < 20 ? 60 : 220));
+        float bh = (float)(test_rand_unif(&st) * (i < 20 ? 60 : 160));
+        float x1 = (float)(test_rand_unif(&st) * 230 - 15), y1 = (float)(test_rand_unif(&st) * 160 - 15);
+        boxes[4 * i] = x1, boxes[4 * i + 1] = y1, boxes[4 * i + 2] = x1 + bw, boxes[4 * i + 3] = y1 + bh;
+    }
+    /* the whole map, and one partly outside it on every side */
+    boxes[0] = 0, boxes[1] = 0, boxes[2] = 4 * W, boxes[3] = 4 * H;
+    boxes[4] = -30, boxes[5] = -30, boxes[6] = 4 * W + 30, boxes[7] = 4 * H + 30;
+    static const int sizes[][2] = {{7, 7}, {14, 14}, {3, 5}};
+    for (int si = 0; si < 3; si++)
+        for (int sr = 0; sr <= 2; sr += 2)
+            for (int al = 0; al < 2; al++) {
+                int    oh = sizes[si][0], ow = sizes[si][1];
+                size_t n  = (size_t)N * C * oh * ow;
+                float *y1 = falloc(n), *y3 = falloc(n), *yr = falloc(n);
+                iseg_roi_align(e1, y1, feat, boxes, N, C, H, W, oh, ow, 0.25f, sr, al);
+                iseg_roi_align(e3, y3, feat, boxes, N, C, H, W, oh, ow, 0.25f, sr, al);
+                iseg_roi_align_ref(yr, feat, boxes, N, C, H, W, oh, ow, 0.25f, sr, al);
+                ASSERT_BITEQ(y1, y3, n, "roi_align blocks");
+                ASSERT_MSG(memcmp(y1, yr, n * sizeof(float)) == 0,
+                           "roi_align %dx%d sr %d aligned %d: not bit-identical to the reference",
+                           oh, ow, sr, al);
+                free(y1), free(y3), free(yr);
+            }
+    ASSERT_OK(iseg_engine_take_error(e1));
+    free(feat), free(boxes);
     iseg_engine_free(e1);
     iseg_engine_free(e3);
 }
@@ -705,6 +851,8 @@ TEST(engine_enomem) {
 TEST_LIST = {
     TEST_ENTRY(sgemm_vs_ref),
     TEST_ENTRY(conv2d_vs_ref),
+    TEST_ENTRY(conv2d_batched_equals_per_image),
+    TEST_ENTRY(deconv2d_no_overlap),
     TEST_ENTRY(conv2d_bad_desc),
     TEST_ENTRY(deconv2d_vs_ref),
     TEST_ENTRY(linear_vs_ref),
@@ -715,6 +863,7 @@ TEST_LIST = {
     TEST_ENTRY(resize_nearest),
     TEST_ENTRY(resize_bilinear_vs_ref),
     TEST_ENTRY(roi_align_vs_ref),
+    TEST_ENTRY(roi_align_blocks_bitexact),
     TEST_ENTRY(roi_align_hand),
     TEST_ENTRY(roi_levels),
     TEST_ENTRY(nms_hand),
