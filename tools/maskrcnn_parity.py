@@ -67,7 +67,7 @@ HEAD_GAINS = [
 ]
 
 
-def recipe(name, shape, conv_gain, bn_modules):
+def recipe(name, shape, conv_gain, bn_modules, basic=False):
     """(center, half) of the uniform distribution of one parameter."""
     module, leaf = name.rsplit(".", 1)
     is_bn = module in bn_modules
@@ -85,6 +85,8 @@ def recipe(name, shape, conv_gain, bn_modules):
     if "conv5_mask" in name:  # ConvTranspose2d weight (in, out, kh, kw)
         fan_in = shape[0]
     gain = conv_gain
+    if basic and ".layer" in name and name.endswith("conv2.weight"):
+        gain = 0.5  # the last conv of a basic block, as conv3 of a bottleneck
     for pattern, g in HEAD_GAINS:
         if pattern in name:
             gain = g
@@ -160,6 +162,62 @@ def write_safetensors(path, tensors, metadata):
             f.write(b)
 
 
+def compact_model(num_classes=91, width=32, fpn=128, rep=256, mask_ch=128,
+                  anchor_sizes=(16, 32, 64, 128, 256), **kw):
+    """iseg's compact Mask R-CNN: a ResNet-18-like body (basic blocks 2-2-2-2, widths w..8w,
+    batch norm), an FPN of `fpn` channels, v1 heads of reduced size. The module names are
+    torchvision's, so iseg reads its state dict as a maskrcnn_resnet_fpn."""
+    import torch.nn as nn
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.backbone_utils import BackboneWithFPN
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+    class Basic(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.relu = nn.ReLU(inplace=True)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.downsample = None
+            if stride != 1 or cin != cout:
+                self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                                nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            idn = x if self.downsample is None else self.downsample(x)
+            y = self.relu(self.bn1(self.conv1(x)))
+            return self.relu(self.bn2(self.conv2(y)) + idn)
+
+    class Body(nn.Module):
+        def __init__(self, w):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, w, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(w)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            cin = w
+            for i in range(4):
+                cout = w << i
+                setattr(self, "layer%d" % (i + 1),
+                        nn.Sequential(Basic(cin, cout, 1 if i == 0 else 2), Basic(cout, cout, 1)))
+                cin = cout
+
+    body = Body(width)
+    backbone = BackboneWithFPN(body, {"layer%d" % (i + 1): str(i) for i in range(4)},
+                               [width << i for i in range(4)], fpn, extra_blocks=LastLevelMaxPool())
+    anchors = AnchorGenerator(tuple((s,) for s in anchor_sizes), ((0.5, 1.0, 2.0),) * 5)
+    return MaskRCNN(backbone, num_classes=None, rpn_anchor_generator=anchors,
+                    box_head=TwoMLPHead(fpn * 49, rep),
+                    box_predictor=FastRCNNPredictor(rep, num_classes),
+                    mask_head=MaskRCNNHeads(fpn, (mask_ch,) * 4, 1),
+                    mask_predictor=MaskRCNNPredictor(mask_ch, mask_ch, num_classes), **kw)
+
+
 def legacy_names(sd):
     """The tensor names of torchvision's 2019 checkpoints (before Conv2dNormActivation)."""
     import collections
@@ -178,7 +236,7 @@ def legacy_names(sd):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--arch", choices=["v1", "v2"], default="v1")
+    ap.add_argument("--arch", choices=["v1", "v2", "compact"], default="v1")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--image", default="natural:480x640",
                     help="natural:HxW (generated) or a PNG/JPEG path")
@@ -200,11 +258,14 @@ def main():
     import torch
     import torchvision
     torch.set_num_threads(a.threads)
-    build = {"v1": torchvision.models.detection.maskrcnn_resnet50_fpn,
-             "v2": torchvision.models.detection.maskrcnn_resnet50_fpn_v2}[a.arch]
-    model = build(weights=None, weights_backbone=None, min_size=a.min_size,
-                  max_size=a.max_size, rpn_pre_nms_top_n_test=a.rpn_pre,
-                  rpn_post_nms_top_n_test=a.rpn_post, box_detections_per_img=a.dets)
+    kw = dict(min_size=a.min_size, max_size=a.max_size, rpn_pre_nms_top_n_test=a.rpn_pre,
+              rpn_post_nms_top_n_test=a.rpn_post, box_detections_per_img=a.dets)
+    if a.arch == "compact":
+        model = compact_model(**kw)
+    else:
+        build = {"v1": torchvision.models.detection.maskrcnn_resnet50_fpn,
+                 "v2": torchvision.models.detection.maskrcnn_resnet50_fpn_v2}[a.arch]
+        model = build(weights=None, weights_backbone=None, **kw)
     model.eval()
     sd = model.state_dict()
     spec = []
@@ -214,7 +275,8 @@ def main():
         if t.dtype != torch.float32:
             new_sd[name] = t  # num_batches_tracked
             continue
-        center, half = recipe(name, tuple(t.shape), a.conv_gain, bn_modules)
+        center, half = recipe(name, tuple(t.shape), a.conv_gain, bn_modules,
+                              basic=a.arch == "compact")
         new_sd[name] = torch.from_numpy(draw(name, tuple(t.shape), center, half, a.seed))
         spec.append("%s|%s|%.9g|%.9g" % (name, ",".join(str(d) for d in t.shape), center, half))
     # class-logit biases: background neutral, a handful of classes favoured so that detections
@@ -245,12 +307,15 @@ def main():
     meta = {
         "format": "iseg-maskrcnn-parity-1",
         "torch": torch.__version__, "torchvision": torchvision.__version__,
-        "arch": {"v1": "maskrcnn_resnet50_fpn", "v2": "maskrcnn_resnet50_fpn_v2"}[a.arch],
+        "arch": {"v1": "maskrcnn_resnet50_fpn", "v2": "maskrcnn_resnet50_fpn_v2",
+                 "compact": "maskrcnn_resnet_fpn"}[a.arch],
         "seed": str(a.seed), "min_size": str(a.min_size), "max_size": str(a.max_size),
         "rpn_pre_nms_top_n": str(a.rpn_pre), "rpn_post_nms_top_n": str(a.rpn_post),
         "detections_per_img": str(a.dets), "spec": "\n".join(spec),
         "n_dets": str(len(scores)),
     }
+    if a.arch == "compact":  # the model file's own description (iseg reads it)
+        meta["iseg.anchor_sizes"] = "16,32,64,128,256"
     for i in range(len(scores)):
         meta["mask.%d" % i] = rle_string(masks[i])
     tensors = {"image": img, "boxes": boxes.reshape(-1, 4), "scores": scores, "labels": labels}
@@ -268,7 +333,8 @@ def main():
             torch.save(model.state_dict(), a.save_weights)
         else:
             write_safetensors(a.save_weights, {k: v.numpy() for k, v in model.state_dict().items()
-                                                if v.dtype == torch.float32}, {})
+                                                if v.dtype == torch.float32},
+                              {k: v for k, v in meta.items() if k.startswith("iseg.")})
     print("%s: %d detections, scores %s, labels %s" % (
         a.out, len(scores), np.round(scores[:8], 3).tolist(), labels[:8].tolist()),
         file=sys.stderr)

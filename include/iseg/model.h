@@ -28,7 +28,16 @@
  * torchvision names or the older names of the released checkpoints. Every tensor is checked:
  * missing, unexpected, wrong shape or dtype is an EFORMAT error naming the tensor. Batch norms
  * are folded into the preceding convolutions at load. The number of classes is taken from the
- * box predictor (91 for COCO; label 0 is the background).
+ * box predictor (91 for COCO; label 0 is the background). With ISEG_ARCH_AUTO, a ResNet-50 file
+ * is v1 or v2 and any other ResNet-FPN (e.g. iseg's compact models) is
+ * ISEG_ARCH_MASKRCNN_RESNET_FPN, its dimensions read from the tensor shapes.
+ *
+ * A safetensors file may describe its model in "__metadata__" (iseg writes these for the models
+ * it trains): "iseg.anchor_sizes" ("16,32,64,128,256": the anchor size of P2..P6, default
+ * torchvision's 32..512), "iseg.min_size", "iseg.max_size", "iseg.detections_per_img",
+ * "iseg.score_thresh" (the inference defaults, see iseg_model_infer_params()),
+ * "iseg.class_names" (comma-separated, label 0 first) and "iseg.category_ids" (comma-separated
+ * dataset category id of each label).
  *
  * Thread-safety: a model is read-only after loading and may be shared by several inference
  * contexts; a context runs one image at a time.
@@ -52,9 +61,13 @@ enum iseg_arch {
     ISEG_ARCH_AUTO = 0,              /* detect from the tensor names */
     ISEG_ARCH_MASKRCNN_R50_FPN,      /* torchvision maskrcnn_resnet50_fpn */
     ISEG_ARCH_MASKRCNN_R50_FPN_V2,   /* torchvision maskrcnn_resnet50_fpn_v2 */
+    ISEG_ARCH_MASKRCNN_RESNET_FPN,   /* any torchvision-style ResNet-FPN Mask R-CNN with v1 heads:
+                                        basic or bottleneck blocks, any depth and widths, FPN,
+                                        box and mask head sizes read from the weights */
     ISEG_ARCH_COUNT
 };
-/* "maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2", "auto"; NULL when out of range. */
+/* "maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2", "maskrcnn_resnet_fpn", "auto"; NULL
+ * when out of range. */
 const char *iseg_arch_name(enum iseg_arch a);
 /* Inverse of iseg_arch_name(); ISEG_ARCH_COUNT when unknown. */
 enum iseg_arch iseg_arch_from_name(const char *name);
@@ -77,6 +90,10 @@ void iseg_model_free(iseg_model_t m);
 enum iseg_arch iseg_model_arch(const iseg_model_t m);
 /* Number of classes including the background (91 for COCO checkpoints). */
 int iseg_model_num_classes(const iseg_model_t m);
+/* Name of a label from the file's metadata, or NULL (use e.g. iseg_coco_torchvision_labels()). */
+const char *iseg_model_class_name(const iseg_model_t m, int label);
+/* Dataset category id of a label (the metadata's, else the label itself). */
+int64_t iseg_model_category_id(const iseg_model_t m, int label);
 
 /* Inference settings; the defaults are torchvision's. */
 struct iseg_infer_params {
@@ -92,6 +109,8 @@ struct iseg_infer_params {
     int   n_threads;          /* 0: one per CPU */
 };
 struct iseg_infer_params iseg_infer_default_params(void);
+/* The defaults for a model: torchvision's, overridden by the file's metadata (see above). */
+struct iseg_infer_params iseg_model_infer_params(const iseg_model_t m);
 
 /* One detection in original image coordinates. */
 struct iseg_detection {

@@ -8,22 +8,48 @@
 #include "iseg/nn.h"
 #include "iseg/tensor.h"
 
-#define MRCNN_N_BLOCKS 16 /* ResNet-50: 3 + 4 + 6 + 3 bottlenecks */
+#define MRCNN_MAX_BLOCKS 64 /* residual blocks over the four stages (ResNet-50: 16) */
 #define MRCNN_N_LEVELS 5  /* P2..P6 */
 #define MRCNN_N_ANCHORS 3 /* aspect ratios per location */
 
+/* A residual block: a bottleneck (1x1, 3x3 with the stride, 1x1) or a basic block (3x3 with
+ * the stride, 3x3; conv3 NULL), as torchvision's ResNet builds them. */
 struct mrcnn_bottleneck {
     iseg_conv2d_t conv1, conv2, conv3; /* backbone.body.layerL.B.conv{1,2,3} (+ bn folded) */
     iseg_conv2d_t down;                /* backbone.body.layerL.0.downsample.{0,1}, or NULL */
 };
 
+/* The dimensions of a ResNet-FPN Mask R-CNN, read from the weights (or fixed by the arch). */
+struct mrcnn_cfg {
+    bool  bottleneck;     /* Bottleneck (ResNet-50) or BasicBlock (ResNet-18-like) */
+    int   n_blocks[4];    /* blocks per stage */
+    int   stem;           /* conv1 output channels */
+    int   width[4];       /* each stage's block width (bottleneck: the 3x3 width) */
+    int   out[4];         /* each stage's output channels */
+    int   fpn;            /* FPN channels */
+    int   rpn_convs;      /* 3x3 convs of the RPN head (v1: 1, v2: 2) */
+    int   box_convs;      /* v2: 4 conv+BN+ReLU before the fc */
+    int   box_fcs;        /* v1: fc6, fc7; v2: 1 */
+    int   rep;            /* box head representation size */
+    int   mask_convs;     /* mask head 3x3 convs */
+    int   mask_ch;        /* their channels */
+    int   num_classes;
+    bool  head_bn;        /* v2: batch norms after the FPN and head convs */
+    float anchor_sizes[MRCNN_N_LEVELS];
+};
+
 struct iseg_model {
-    enum iseg_arch arch;
-    int            num_classes; /* K, including background */
-    int            hidden;      /* box head representation size (1024) */
+    enum iseg_arch   arch;
+    struct mrcnn_cfg cfg;
+    int              num_classes; /* K, including background */
+    int              hidden;      /* box head representation size (1024) */
+    /* from the weights file's metadata (safetensors "__metadata__"), when present */
+    struct iseg_infer_params infer; /* defaults for this model */
+    char           **class_names;   /* (num_classes) or NULL */
+    int64_t         *category_ids;  /* (num_classes) or NULL: label -> dataset category id */
     /* backbone */
     iseg_conv2d_t           conv1; /* backbone.body.conv1 + bn1 */
-    struct mrcnn_bottleneck blocks[MRCNN_N_BLOCKS];
+    struct mrcnn_bottleneck blocks[MRCNN_MAX_BLOCKS];
     /* FPN: 1x1 laterals and 3x3 outputs (v2: BN folded) */
     iseg_conv2d_t fpn_inner[4], fpn_layer[4];
     /* RPN head: 1 (v1) or 2 (v2) 3x3 convs + ReLU, then cls_logits (3) and bbox_pred (12) fused
@@ -39,9 +65,9 @@ struct iseg_model {
     /* box predictor fused: K class logits then 4 K deltas */
     iseg_linear_t box_pred;
     /* mask head: 4 x (3x3 conv + ReLU), deconv 2x2/2 + ReLU, 1x1 logits per class */
-    iseg_conv2d_t   mask_conv[4];
+    iseg_conv2d_t   mask_conv[8];
     iseg_deconv2d_t mask_deconv;
-    float          *mask_logit_w; /* (K, 256) */
+    float          *mask_logit_w; /* (K, mask_ch) */
     float          *mask_logit_b; /* (K) */
 };
 

@@ -129,7 +129,7 @@ static bool conv(struct iseg_infer *c, struct fmap *y, const struct fmap *x, ise
  * activation peak is the largest layer's working set plus the kept outputs. */
 static bool backbone(struct iseg_infer *c, const struct fmap *img, struct fmap feats[4]) {
     const iseg_model_t m = c->m;
-    static const int n_blocks[4] = {3, 4, 6, 3};
+    const int *n_blocks = m->cfg.n_blocks;
     /* C2: stride 4 after the stem (conv 7x7/2 + max pool 3x3/2) */
     int h = img->H, w = img->W;
     iseg_conv2d_out_hw(iseg_conv2d_get_desc(m->conv1), h, w, &h, &w);
@@ -137,11 +137,12 @@ static bool backbone(struct iseg_infer *c, const struct fmap *img, struct fmap f
     struct fmap x = {NULL, 0, 0, 0};
     int bi = 0;
     for (int L = 0; L < 4; L++) {
-        /* the layer's output size: stride 2 in the first block of layers 2..4 */
-        const struct mrcnn_bottleneck *last = &m->blocks[bi + n_blocks[L] - 1];
-        if (L > 0) iseg_conv2d_out_hw(iseg_conv2d_get_desc(m->blocks[bi].conv2), h, w, &h, &w);
+        /* the layer's output size: through the first block's convs (one of them strided) */
+        const struct mrcnn_bottleneck *first = &m->blocks[bi];
+        iseg_conv2d_out_hw(iseg_conv2d_get_desc(first->conv1), h, w, &h, &w);
+        iseg_conv2d_out_hw(iseg_conv2d_get_desc(first->conv2), h, w, &h, &w);
         struct fmap *out = &feats[L];
-        out->C = iseg_conv2d_get_desc(last->conv3)->cout;
+        out->C = m->cfg.out[L];
         out->H = h;
         out->W = w;
         out->d = alloc_f(c, (size_t)out->C * h * w);
@@ -161,16 +162,20 @@ static bool backbone(struct iseg_infer *c, const struct fmap *img, struct fmap f
         for (int k = 0; k < n_blocks[L]; k++, bi++) {
             const struct mrcnn_bottleneck *blk = &m->blocks[bi];
             bool final = k == n_blocks[L] - 1;
+            /* bottleneck: relu(conv3(relu(conv2(relu(conv1 x)))) + idn);
+             * basic block: relu(conv2(relu(conv1 x)) + idn) */
+            iseg_conv2d_t last = blk->conv3 ? blk->conv3 : blk->conv2;
             struct fmap t1, t2, idn = x, y;
             if (blk->down && !conv(c, &idn, &x, blk->down, NULL, ISEG_ACT_NONE)) return false;
             if (!conv(c, &t1, &x, blk->conv1, NULL, ISEG_ACT_RELU)) return false;
-            if (!conv(c, &t2, &t1, blk->conv2, NULL, ISEG_ACT_RELU)) return false;
+            t2 = t1;
+            if (blk->conv3 && !conv(c, &t2, &t1, blk->conv2, NULL, ISEG_ACT_RELU)) return false;
             if (final) {
                 ISEG_ASSERT(t2.H == out->H && t2.W == out->W);
-                iseg_conv2d_forward(c->e, blk->conv3, out->d, t2.d, 1, t2.H, t2.W, idn.d,
+                iseg_conv2d_forward(c->e, last, out->d, t2.d, 1, t2.H, t2.W, idn.d,
                                     ISEG_ACT_RELU);
                 y = *out;
-            } else if (!conv(c, &y, &t2, blk->conv3, idn.d, ISEG_ACT_RELU)) {
+            } else if (!conv(c, &y, &t2, last, idn.d, ISEG_ACT_RELU)) {
                 return false;
             }
             x = y;
@@ -290,7 +295,7 @@ static int batched_nms_tv(struct iseg_infer *c, int *keep, const float *boxes,
 static bool rpn(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], int img_h, int img_w,
                 int pad_h, int pad_w, float **out_boxes, int *out_n) {
     const iseg_model_t m = c->m;
-    static const float sizes[MRCNN_N_LEVELS] = {32, 64, 128, 256, 512};
+    const float *sizes = m->cfg.anchor_sizes;
     static const float ratios[MRCNN_N_ANCHORS] = {0.5f, 1.0f, 2.0f};
     const float clip = (float)log(1000.0 / 16);
     const float w1[4] = {1, 1, 1, 1};
@@ -383,7 +388,7 @@ static bool rpn(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], int i
 
 /* ---- RoI pooling ---------------------------------------------------------------------------- */
 
-/* ref: torchvision/ops/poolers.py MultiScaleRoIAlign over P2..P5: out (N, 256, S, S). */
+/* ref: torchvision/ops/poolers.py MultiScaleRoIAlign over P2..P5: out (N, F, S, S). */
 static bool roi_pool(struct iseg_infer *c, float *out, const struct fmap P[MRCNN_N_LEVELS],
                      const float *boxes, int N, int S, int img_h, int img_w) {
     (void)img_w;
@@ -398,7 +403,7 @@ static bool roi_pool(struct iseg_infer *c, float *out, const struct fmap P[MRCNN
     int *levels = iseg_arena_alloc(c->a, sizeof(int) * (size_t)N);
     int *idx = iseg_arena_alloc(c->a, sizeof(int) * (size_t)N);
     float *lb = alloc_f(c, (size_t)4 * N);
-    size_t per = (size_t)256 * S * S;
+    size_t per = (size_t)P[0].C * S * S;
     float *tmp = alloc_f(c, per * (size_t)N);
     if (!levels || !idx || !lb || !tmp) return false;
     iseg_roi_levels(levels, boxes, N, k_min, k_max, 224.0f, 4, 1e-6f);
@@ -434,18 +439,19 @@ static bool box_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], 
     *out_n = 0;
     if (N == 0) return true;
     double t0 = iseg__now();
-    float *feat = alloc_f(c, (size_t)N * 256 * 49);
+    const int F = m->cfg.fpn;
+    float *feat = alloc_f(c, (size_t)N * F * 49);
     if (!feat || !roi_pool(c, feat, P, props, N, 7, img_h, img_w)) return false;
     c->tm.box_roi_align += lap(&t0);
-    emit(c, "roi.box_features", feat, 4, N, 256, 7, 7);
+    emit(c, "roi.box_features", feat, 4, N, F, 7, 7);
     float *x = feat;
     for (int i = 0; i < m->n_box_conv; i++) {
-        float *y = alloc_f(c, (size_t)N * 256 * 49);
+        float *y = alloc_f(c, (size_t)N * F * 49);
         if (!y) return false;
         iseg_conv2d_forward(c->e, m->box_conv[i], y, x, N, 7, 7, NULL, ISEG_ACT_RELU);
         x = y;
     }
-    int in = 256 * 49;
+    int in = F * 49;
     for (int i = 0; i < m->n_box_fc; i++) {
         float *y = alloc_f(c, (size_t)N * m->hidden);
         if (!y) return false;
@@ -514,18 +520,19 @@ static bool box_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], 
 struct logits_ctx {
     iseg_model_t      m;
     const struct det *d;
-    const float      *up; /* (D, 256, 28 28) */
+    const float      *up; /* (D, MC, 28 28) */
     float            *probs;
 };
 
 static void logits_task(void *vctx, size_t i, int ith) {
     const struct logits_ctx *x = vctx;
     (void)ith;
-    const float *w = x->m->mask_logit_w + (size_t)x->d[i].label * 256;
+    const int MC = x->m->cfg.mask_ch;
+    const float *w = x->m->mask_logit_w + (size_t)x->d[i].label * MC;
     float *o = x->probs + i * 784;
-    const float *f = x->up + i * 256 * 784;
+    const float *f = x->up + i * MC * 784;
     for (int p = 0; p < 784; p++) o[p] = 0.0f;
-    for (int ch = 0; ch < 256; ch++) {
+    for (int ch = 0; ch < MC; ch++) {
         float wc = w[ch];
         const float *fc = f + (size_t)ch * 784;
         for (int p = 0; p < 784; p++) o[p] += wc * fc[p];
@@ -538,21 +545,22 @@ static void logits_task(void *vctx, size_t i, int ith) {
 static bool mask_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS],
                       const struct det *d, int D, int img_h, int img_w, float **out) {
     const iseg_model_t m = c->m;
+    const int F = m->cfg.fpn, MC = m->cfg.mask_ch;
     float *boxes = alloc_f(c, (size_t)4 * D);
-    float *x = alloc_f(c, (size_t)D * 256 * 196);
+    float *x = alloc_f(c, (size_t)D * F * 196);
     if (!boxes || !x) return false;
     for (int i = 0; i < D; i++) memcpy(boxes + 4 * i, d[i].box, 16);
     double t0 = iseg__now();
     if (!roi_pool(c, x, P, boxes, D, 14, img_h, img_w)) return false;
     c->tm.mask_roi_align += lap(&t0);
-    emit(c, "roi.mask_features", x, 4, D, 256, 14, 14);
-    for (int i = 0; i < 4; i++) {
-        float *y = alloc_f(c, (size_t)D * 256 * 196);
+    emit(c, "roi.mask_features", x, 4, D, F, 14, 14);
+    for (int i = 0; i < m->cfg.mask_convs; i++) {
+        float *y = alloc_f(c, (size_t)D * MC * 196);
         if (!y) return false;
         iseg_conv2d_forward(c->e, m->mask_conv[i], y, x, D, 14, 14, NULL, ISEG_ACT_RELU);
         x = y;
     }
-    float *up = alloc_f(c, (size_t)D * 256 * 784);
+    float *up = alloc_f(c, (size_t)D * MC * 784);
     float *probs = alloc_f(c, (size_t)D * 784);
     if (!up || !probs) return false;
     iseg_deconv2d_forward(c->e, m->mask_deconv, up, x, D, 14, 14, ISEG_ACT_RELU);

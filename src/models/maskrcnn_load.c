@@ -7,12 +7,14 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "models/maskrcnn_impl.h"
 
-static const char *const arch_names[ISEG_ARCH_COUNT] = {
-    "auto", "maskrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn_v2"};
+static const char *const arch_names[] = {"auto", "maskrcnn_resnet50_fpn",
+                                         "maskrcnn_resnet50_fpn_v2", "maskrcnn_resnet_fpn"};
+_Static_assert(sizeof(arch_names) / sizeof(*arch_names) == ISEG_ARCH_COUNT, "arch names");
 
 const char *iseg_arch_name(enum iseg_arch a) {
     return (a >= 0 && a < ISEG_ARCH_COUNT) ? arch_names[a] : NULL;
@@ -188,27 +190,36 @@ static struct iseg_conv2d_desc conv_desc(int cin, int cout, int k, int stride, i
 }
 
 static enum iseg_status bind_backbone(struct binder *b, iseg_model_t m) {
+    const struct mrcnn_cfg *g = &m->cfg;
     TRY(bind_conv(b, &m->conv1, "backbone.body.conv1", NULL, "backbone.body.bn1", false,
-                  conv_desc(3, 64, 7, 2, 3)));
-    static const int n_blocks[4] = {3, 4, 6, 3};
-    int cin = 64, bi = 0;
+                  conv_desc(3, g->stem, 7, 2, 3)));
+    int cin = g->stem, bi = 0;
     for (int L = 0; L < 4; L++) {
-        int width = 64 << L, cout = width * 4;
-        for (int k = 0; k < n_blocks[L]; k++, bi++) {
+        int width = g->width[L], cout = g->out[L];
+        for (int k = 0; k < g->n_blocks[L]; k++, bi++) {
             struct mrcnn_bottleneck *blk = &m->blocks[bi];
             int stride = (k == 0 && L > 0) ? 2 : 1;
             char c[96], n[96];
             snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv1", L + 1, k);
             snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn1", L + 1, k);
-            TRY(bind_conv(b, &blk->conv1, c, NULL, n, false, conv_desc(cin, width, 1, 1, 0)));
+            if (g->bottleneck)
+                TRY(bind_conv(b, &blk->conv1, c, NULL, n, false, conv_desc(cin, width, 1, 1, 0)));
+            else /* basic block: the stride is in the first 3x3 */
+                TRY(bind_conv(b, &blk->conv1, c, NULL, n, false,
+                              conv_desc(cin, width, 3, stride, 1)));
             snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv2", L + 1, k);
             snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn2", L + 1, k);
-            TRY(bind_conv(b, &blk->conv2, c, NULL, n, false,
-                          conv_desc(width, width, 3, stride, 1)));
-            snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv3", L + 1, k);
-            snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn3", L + 1, k);
-            TRY(bind_conv(b, &blk->conv3, c, NULL, n, false, conv_desc(width, cout, 1, 1, 0)));
-            if (k == 0) {
+            if (g->bottleneck)
+                TRY(bind_conv(b, &blk->conv2, c, NULL, n, false,
+                              conv_desc(width, width, 3, stride, 1)));
+            else
+                TRY(bind_conv(b, &blk->conv2, c, NULL, n, false, conv_desc(width, cout, 3, 1, 1)));
+            if (g->bottleneck) {
+                snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv3", L + 1, k);
+                snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn3", L + 1, k);
+                TRY(bind_conv(b, &blk->conv3, c, NULL, n, false, conv_desc(width, cout, 1, 1, 0)));
+            }
+            if (k == 0 && (stride != 1 || cin != cout)) {
                 snprintf(c, sizeof(c), "backbone.body.layer%d.0.downsample.0", L + 1);
                 snprintf(n, sizeof(n), "backbone.body.layer%d.0.downsample.1", L + 1);
                 TRY(bind_conv(b, &blk->down, c, NULL, n, false,
@@ -221,53 +232,55 @@ static enum iseg_status bind_backbone(struct binder *b, iseg_model_t m) {
 }
 
 static enum iseg_status bind_fpn(struct binder *b, iseg_model_t m) {
-    bool v2 = m->arch == ISEG_ARCH_MASKRCNN_R50_FPN_V2;
+    bool v2 = m->cfg.head_bn;
+    int  F = m->cfg.fpn;
     for (int i = 0; i < 4; i++) {
         char c[96], alt[96], n[96];
         snprintf(c, sizeof(c), "backbone.fpn.inner_blocks.%d.0", i);
         snprintf(alt, sizeof(alt), "backbone.fpn.inner_blocks.%d", i);
         snprintf(n, sizeof(n), "backbone.fpn.inner_blocks.%d.1", i);
         TRY(bind_conv(b, &m->fpn_inner[i], c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
-                      conv_desc(256 << i, 256, 1, 1, 0)));
+                      conv_desc(m->cfg.out[i], F, 1, 1, 0)));
         snprintf(c, sizeof(c), "backbone.fpn.layer_blocks.%d.0", i);
         snprintf(alt, sizeof(alt), "backbone.fpn.layer_blocks.%d", i);
         snprintf(n, sizeof(n), "backbone.fpn.layer_blocks.%d.1", i);
         TRY(bind_conv(b, &m->fpn_layer[i], c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
-                      conv_desc(256, 256, 3, 1, 1)));
+                      conv_desc(F, F, 3, 1, 1)));
     }
     return ISEG_STATUS_OK;
 }
 
 static enum iseg_status bind_rpn(struct binder *b, iseg_model_t m) {
-    bool v2 = m->arch == ISEG_ARCH_MASKRCNN_R50_FPN_V2;
-    m->n_rpn_conv = v2 ? 2 : 1;
+    int F = m->cfg.fpn;
+    bool v2 = m->cfg.rpn_convs == 2;
+    m->n_rpn_conv = m->cfg.rpn_convs;
     for (int i = 0; i < m->n_rpn_conv; i++) {
         char c[64];
         snprintf(c, sizeof(c), "rpn.head.conv.%d.0", i);
         TRY(bind_conv(b, &m->rpn_conv[i], c, v2 ? NULL : "rpn.head.conv", NULL, true,
-                      conv_desc(256, 256, 3, 1, 1)));
+                      conv_desc(F, F, 3, 1, 1)));
     }
     /* cls_logits (3) and bbox_pred (12) as one 1x1 conv of 15 outputs */
     float *cw = NULL, *cb = NULL, *bw = NULL, *bb = NULL, *w = NULL, *bias = NULL;
     enum iseg_status st;
     if ((st = fetch(b, &cw, "rpn.head.cls_logits.weight", NULL, false, 4, (int64_t)3,
-                    (int64_t)256, (int64_t)1, (int64_t)1)) ||
+                    (int64_t)F, (int64_t)1, (int64_t)1)) ||
         (st = fetch(b, &cb, "rpn.head.cls_logits.bias", NULL, false, 1, (int64_t)3)) ||
         (st = fetch(b, &bw, "rpn.head.bbox_pred.weight", NULL, false, 4, (int64_t)12,
-                    (int64_t)256, (int64_t)1, (int64_t)1)) ||
+                    (int64_t)F, (int64_t)1, (int64_t)1)) ||
         (st = fetch(b, &bb, "rpn.head.bbox_pred.bias", NULL, false, 1, (int64_t)12)))
         goto out;
-    w = iseg__malloc_array(15 * 256, sizeof(float));
+    w = iseg__malloc_array((size_t)15 * F, sizeof(float));
     bias = iseg__malloc_array(15, sizeof(float));
     if (!w || !bias) {
         st = fail(b, ISEG_STATUS_ENOMEM, "rpn.head: out of memory");
         goto out;
     }
-    memcpy(w, cw, 3 * 256 * sizeof(float));
-    memcpy(w + 3 * 256, bw, 12 * 256 * sizeof(float));
+    memcpy(w, cw, (size_t)3 * F * sizeof(float));
+    memcpy(w + (size_t)3 * F, bw, (size_t)12 * F * sizeof(float));
     memcpy(bias, cb, 3 * sizeof(float));
     memcpy(bias + 3, bb, 12 * sizeof(float));
-    struct iseg_conv2d_desc d = conv_desc(256, 15, 1, 1, 0);
+    struct iseg_conv2d_desc d = conv_desc(F, 15, 1, 1, 0);
     st = iseg_conv2d_init(&m->rpn_out, &d, w, bias);
     if (st) fail(b, st, "rpn.head: cannot prepare the convolution");
 out:
@@ -298,70 +311,72 @@ static enum iseg_status bind_linear(struct binder *b, iseg_linear_t *out, const 
 }
 
 static enum iseg_status bind_heads(struct binder *b, iseg_model_t m) {
-    bool v2 = m->arch == ISEG_ARCH_MASKRCNN_R50_FPN_V2;
-    int K = m->num_classes;
-    m->hidden = 1024;
-    if (v2) {
-        m->n_box_conv = 4;
-        for (int i = 0; i < 4; i++) {
-            char c[64], n[64];
-            snprintf(c, sizeof(c), "roi_heads.box_head.%d.0", i);
-            snprintf(n, sizeof(n), "roi_heads.box_head.%d.1", i);
-            TRY(bind_conv(b, &m->box_conv[i], c, NULL, n, false, conv_desc(256, 256, 3, 1, 1)));
-        }
-        m->n_box_fc = 1;
-        TRY(bind_linear(b, &m->box_fc[0], "roi_heads.box_head.5", 256 * 7 * 7, 1024));
+    const struct mrcnn_cfg *g = &m->cfg;
+    bool v2 = g->head_bn;
+    int K = m->num_classes, F = g->fpn, R = g->rep, MC = g->mask_ch;
+    m->hidden = R;
+    m->n_box_conv = g->box_convs;
+    for (int i = 0; i < g->box_convs; i++) {
+        char c[64], n[64];
+        snprintf(c, sizeof(c), "roi_heads.box_head.%d.0", i);
+        snprintf(n, sizeof(n), "roi_heads.box_head.%d.1", i);
+        TRY(bind_conv(b, &m->box_conv[i], c, NULL, n, false, conv_desc(F, F, 3, 1, 1)));
+    }
+    m->n_box_fc = g->box_fcs;
+    if (g->box_convs) {
+        char fcn[64];
+        snprintf(fcn, sizeof(fcn), "roi_heads.box_head.%d", g->box_convs + 1);
+        TRY(bind_linear(b, &m->box_fc[0], fcn, F * 7 * 7, R));
     } else {
-        m->n_box_fc = 2;
-        TRY(bind_linear(b, &m->box_fc[0], "roi_heads.box_head.fc6", 256 * 7 * 7, 1024));
-        TRY(bind_linear(b, &m->box_fc[1], "roi_heads.box_head.fc7", 1024, 1024));
+        TRY(bind_linear(b, &m->box_fc[0], "roi_heads.box_head.fc6", F * 7 * 7, R));
+        TRY(bind_linear(b, &m->box_fc[1], "roi_heads.box_head.fc7", R, R));
     }
     /* predictor: cls_score (K) and bbox_pred (4K) fused */
     float *cw = NULL, *cb = NULL, *bw = NULL, *bb = NULL, *w = NULL, *bias = NULL;
     enum iseg_status st;
     if ((st = fetch(b, &cw, "roi_heads.box_predictor.cls_score.weight", NULL, false, 2,
-                    (int64_t)K, (int64_t)1024)) ||
+                                (int64_t)K, (int64_t)R)) ||
         (st = fetch(b, &cb, "roi_heads.box_predictor.cls_score.bias", NULL, false, 1,
                     (int64_t)K)) ||
         (st = fetch(b, &bw, "roi_heads.box_predictor.bbox_pred.weight", NULL, false, 2,
-                    (int64_t)4 * K, (int64_t)1024)) ||
+                    (int64_t)4 * K, (int64_t)R)) ||
         (st = fetch(b, &bb, "roi_heads.box_predictor.bbox_pred.bias", NULL, false, 1,
                     (int64_t)4 * K)))
         goto out;
-    w = iseg__malloc_array((size_t)5 * K * 1024, sizeof(float));
+    w = iseg__malloc_array((size_t)5 * K * R, sizeof(float));
     bias = iseg__malloc_array((size_t)5 * K, sizeof(float));
     if (!w || !bias) {
         st = fail(b, ISEG_STATUS_ENOMEM, "roi_heads.box_predictor: out of memory");
         goto out;
     }
-    memcpy(w, cw, (size_t)K * 1024 * sizeof(float));
-    memcpy(w + (size_t)K * 1024, bw, (size_t)4 * K * 1024 * sizeof(float));
+    memcpy(w, cw, (size_t)K * R * sizeof(float));
+    memcpy(w + (size_t)K * R, bw, (size_t)4 * K * R * sizeof(float));
     memcpy(bias, cb, (size_t)K * sizeof(float));
     memcpy(bias + K, bb, (size_t)4 * K * sizeof(float));
-    st = iseg_linear_init(&m->box_pred, 1024, 5 * K, w, bias);
+    st = iseg_linear_init(&m->box_pred, R, 5 * K, w, bias);
     if (st) {
         fail(b, st, "roi_heads.box_predictor: cannot prepare the layer");
         goto out;
     }
     /* mask head */
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < g->mask_convs; i++) {
         char c[64], alt[64], n[64];
         snprintf(c, sizeof(c), "roi_heads.mask_head.%d.0", i);
         snprintf(alt, sizeof(alt), "roi_heads.mask_head.mask_fcn%d", i + 1);
         snprintf(n, sizeof(n), "roi_heads.mask_head.%d.1", i);
         st = bind_conv(b, &m->mask_conv[i], c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
-                       conv_desc(256, 256, 3, 1, 1));
+                       conv_desc(i ? MC : F, MC, 3, 1, 1));
         if (st) goto out;
     }
     {
         float *dw = NULL, *db = NULL;
         st = fetch(b, &dw, "roi_heads.mask_predictor.conv5_mask.weight", NULL, false, 4,
-                   (int64_t)256, (int64_t)256, (int64_t)2, (int64_t)2);
+                   (int64_t)MC, (int64_t)MC, (int64_t)2, (int64_t)2);
         if (!st)
             st = fetch(b, &db, "roi_heads.mask_predictor.conv5_mask.bias", NULL, false, 1,
-                       (int64_t)256);
+                       (int64_t)MC);
         if (!st) {
-            struct iseg_deconv2d_desc d = {256, 256, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 1};
+            struct iseg_deconv2d_desc d = {MC, MC, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 1};
             st = iseg_deconv2d_init(&m->mask_deconv, &d, dw, db);
             if (st) fail(b, st, "roi_heads.mask_predictor.conv5_mask: cannot prepare");
         }
@@ -370,7 +385,7 @@ static enum iseg_status bind_heads(struct binder *b, iseg_model_t m) {
         if (st) goto out;
     }
     st = fetch(b, &m->mask_logit_w, "roi_heads.mask_predictor.mask_fcn_logits.weight", NULL,
-               false, 4, (int64_t)K, (int64_t)256, (int64_t)1, (int64_t)1);
+               false, 4, (int64_t)K, (int64_t)MC, (int64_t)1, (int64_t)1);
     if (!st)
         st = fetch(b, &m->mask_logit_b, "roi_heads.mask_predictor.mask_fcn_logits.bias", NULL,
                    false, 1, (int64_t)K);
@@ -387,7 +402,7 @@ out:
 void iseg_model_free(iseg_model_t m) {
     if (!m) return;
     iseg_conv2d_free(m->conv1);
-    for (int i = 0; i < MRCNN_N_BLOCKS; i++) {
+    for (int i = 0; i < MRCNN_MAX_BLOCKS; i++) {
         iseg_conv2d_free(m->blocks[i].conv1);
         iseg_conv2d_free(m->blocks[i].conv2);
         iseg_conv2d_free(m->blocks[i].conv3);
@@ -397,8 +412,8 @@ void iseg_model_free(iseg_model_t m) {
         iseg_conv2d_free(m->fpn_inner[i]);
         iseg_conv2d_free(m->fpn_layer[i]);
         iseg_conv2d_free(m->box_conv[i]);
-        iseg_conv2d_free(m->mask_conv[i]);
     }
+    for (int i = 0; i < 8; i++) iseg_conv2d_free(m->mask_conv[i]);
     for (int i = 0; i < 2; i++) {
         iseg_conv2d_free(m->rpn_conv[i]);
         iseg_linear_free(m->box_fc[i]);
@@ -408,8 +423,206 @@ void iseg_model_free(iseg_model_t m) {
     iseg_deconv2d_free(m->mask_deconv);
     iseg__free(m->mask_logit_w);
     iseg__free(m->mask_logit_b);
+    if (m->class_names)
+        for (int i = 0; i < m->num_classes; i++) iseg__free(m->class_names[i]);
+    iseg__free(m->class_names);
+    iseg__free(m->category_ids);
     iseg__free(m);
 }
+
+static void cfg_defaults(struct mrcnn_cfg *g) {
+    static const float sizes[MRCNN_N_LEVELS] = {32, 64, 128, 256, 512};
+    memcpy(g->anchor_sizes, sizes, sizeof(sizes));
+}
+
+/* torchvision's ResNet-50-FPN, v1 or v2 */
+static void cfg_r50(struct mrcnn_cfg *g, bool v2, int K) {
+    static const int nb[4] = {3, 4, 6, 3};
+    memset(g, 0, sizeof(*g));
+    cfg_defaults(g);
+    g->bottleneck = true;
+    g->stem = 64;
+    for (int L = 0; L < 4; L++) {
+        g->n_blocks[L] = nb[L];
+        g->width[L] = 64 << L;
+        g->out[L] = 256 << L;
+    }
+    g->fpn = 256;
+    g->rpn_convs = v2 ? 2 : 1;
+    g->box_convs = v2 ? 4 : 0;
+    g->box_fcs = v2 ? 1 : 2;
+    g->rep = 1024;
+    g->mask_convs = 4;
+    g->mask_ch = 256;
+    g->head_bn = v2;
+    g->num_classes = K;
+}
+
+static const struct iseg_weight *peek(struct binder *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static const struct iseg_weight *peek(struct binder *b, const char *fmt, ...) {
+    char name[160], full[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof(name), fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof(full), "%s%s", b->prefix, name);
+    return iseg_weights_find(b->w, full);
+}
+
+static int dim0(const struct iseg_weight *t) {
+    return t && t->ndim >= 1 && t->shape[0] >= 1 && t->shape[0] <= 65536 ? (int)t->shape[0] : 0;
+}
+
+/* Dimensions of a ResNet-FPN Mask R-CNN from its tensors; the binder then checks every shape. */
+static enum iseg_status cfg_infer(struct binder *b, struct mrcnn_cfg *g, int K) {
+    memset(g, 0, sizeof(*g));
+    cfg_defaults(g);
+    g->num_classes = K;
+    g->stem = dim0(peek(b, "backbone.body.conv1.weight"));
+    g->bottleneck = peek(b, "backbone.body.layer1.0.conv3.weight") != NULL;
+    int total = 0;
+    for (int L = 0; L < 4; L++) {
+        int k = 0;
+        while (total + k < MRCNN_MAX_BLOCKS && peek(b, "backbone.body.layer%d.%d.conv1.weight", L + 1, k))
+            k++;
+        if (k == 0)
+            return fail(b, ISEG_STATUS_EFORMAT, "backbone.body.layer%d.0.conv1.weight: missing",
+                        L + 1);
+        g->n_blocks[L] = k;
+        total += k;
+        g->width[L] = dim0(peek(b, "backbone.body.layer%d.0.conv1.weight", L + 1));
+        g->out[L] = dim0(peek(b, g->bottleneck ? "backbone.body.layer%d.0.conv3.weight"
+                                               : "backbone.body.layer%d.0.conv2.weight", L + 1));
+    }
+    const struct iseg_weight *fi = peek(b, "backbone.fpn.inner_blocks.0.0.weight");
+    if (!fi) fi = peek(b, "backbone.fpn.inner_blocks.0.weight");
+    g->fpn = dim0(fi);
+    g->head_bn = peek(b, "backbone.fpn.inner_blocks.0.1.weight") != NULL;
+    g->rpn_convs = peek(b, "rpn.head.conv.1.0.weight") ? 2 : 1;
+    if (peek(b, "roi_heads.box_head.0.0.weight")) {
+        while (g->box_convs < 4 && peek(b, "roi_heads.box_head.%d.0.weight", g->box_convs))
+            g->box_convs++;
+        g->box_fcs = 1;
+        g->rep = dim0(peek(b, "roi_heads.box_head.%d.weight", g->box_convs + 1));
+    } else {
+        g->box_fcs = 2;
+        g->rep = dim0(peek(b, "roi_heads.box_head.fc6.weight"));
+    }
+    while (g->mask_convs < 8 && (peek(b, "roi_heads.mask_head.%d.0.weight", g->mask_convs) ||
+                                 peek(b, "roi_heads.mask_head.mask_fcn%d.weight", g->mask_convs + 1)))
+        g->mask_convs++;
+    const struct iseg_weight *m0 = peek(b, "roi_heads.mask_head.0.0.weight");
+    if (!m0) m0 = peek(b, "roi_heads.mask_head.mask_fcn1.weight");
+    g->mask_ch = dim0(m0);
+    if (!g->stem || !g->fpn || !g->rep || !g->mask_ch || !g->mask_convs)
+        return fail(b, ISEG_STATUS_EFORMAT,
+                    "not a ResNet-FPN Mask R-CNN state dict (stem %d, FPN %d, box head %d, mask "
+                    "head %d channels)", g->stem, g->fpn, g->rep, g->mask_ch);
+    for (int L = 0; L < 4; L++)
+        if (!g->width[L] || !g->out[L])
+            return fail(b, ISEG_STATUS_EFORMAT, "backbone.body.layer%d: cannot read its widths",
+                        L + 1);
+    return ISEG_STATUS_OK;
+}
+
+static bool is_r50(const struct mrcnn_cfg *g) {
+    struct mrcnn_cfg r;
+    cfg_r50(&r, g->head_bn, g->num_classes);
+    return g->bottleneck && !memcmp(g->n_blocks, r.n_blocks, sizeof(r.n_blocks)) &&
+           g->stem == 64 && !memcmp(g->width, r.width, sizeof(r.width)) &&
+           !memcmp(g->out, r.out, sizeof(r.out)) && g->fpn == 256 && g->rep == 1024 &&
+           g->mask_ch == 256 && g->mask_convs == 4 && g->rpn_convs == r.rpn_convs &&
+           g->box_convs == r.box_convs;
+}
+
+/* comma-separated numbers; returns how many were read (at most cap) or -1 */
+static int parse_list(const char *s, double *v, int cap) {
+    int n = 0;
+    while (s && *s) {
+        char *end;
+        double x = strtod(s, &end);
+        if (end == s || n == cap) return -1;
+        v[n++] = x;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return n;
+}
+
+static enum iseg_status read_metadata(struct binder *b, iseg_model_t m) {
+    const iseg_weights_t w = b->w;
+    const char *v;
+    double x[MRCNN_N_LEVELS];
+    m->infer = iseg_infer_default_params();
+    if ((v = iseg_weights_metadata(w, "iseg.anchor_sizes"))) {
+        if (parse_list(v, x, MRCNN_N_LEVELS) != MRCNN_N_LEVELS)
+            return fail(b, ISEG_STATUS_EFORMAT, "metadata iseg.anchor_sizes: expected 5 sizes");
+        for (int i = 0; i < MRCNN_N_LEVELS; i++) {
+            if (!(x[i] > 0 && x[i] < 1e5))
+                return fail(b, ISEG_STATUS_EFORMAT, "metadata iseg.anchor_sizes: bad size");
+            m->cfg.anchor_sizes[i] = (float)x[i];
+        }
+    }
+    struct { const char *key; int *dst; int lo, hi; } ints[] = {
+        {"iseg.min_size", &m->infer.min_size, 1, 16384},
+        {"iseg.max_size", &m->infer.max_size, 1, 16384},
+        {"iseg.detections_per_img", &m->infer.detections_per_img, 0, 100000}};
+    for (size_t i = 0; i < sizeof(ints) / sizeof(*ints); i++)
+        if ((v = iseg_weights_metadata(w, ints[i].key))) {
+            if (parse_list(v, x, 1) != 1 || x[0] < ints[i].lo || x[0] > ints[i].hi)
+                return fail(b, ISEG_STATUS_EFORMAT, "metadata %s: bad value '%s'", ints[i].key, v);
+            *ints[i].dst = (int)x[0];
+        }
+    if ((v = iseg_weights_metadata(w, "iseg.score_thresh"))) {
+        if (parse_list(v, x, 1) != 1 || !(x[0] >= 0 && x[0] <= 1))
+            return fail(b, ISEG_STATUS_EFORMAT, "metadata iseg.score_thresh: bad value '%s'", v);
+        m->infer.score_thresh = (float)x[0];
+    }
+    int K = m->num_classes;
+    if ((v = iseg_weights_metadata(w, "iseg.class_names"))) {
+        m->class_names = iseg__calloc((size_t)K, sizeof(char *));
+        if (!m->class_names) return fail(b, ISEG_STATUS_ENOMEM, "out of memory");
+        const char *p = v;
+        for (int k = 0; k < K; k++) {
+            const char *c = strchr(p, ',');
+            size_t len = c ? (size_t)(c - p) : strlen(p);
+            if (!*p && !c)
+                return fail(b, ISEG_STATUS_EFORMAT, "metadata iseg.class_names: %d names for %d "
+                            "classes", k, K);
+            m->class_names[k] = iseg__malloc(len + 1);
+            if (!m->class_names[k]) return fail(b, ISEG_STATUS_ENOMEM, "out of memory");
+            memcpy(m->class_names[k], p, len);
+            m->class_names[k][len] = '\0';
+            p = c ? c + 1 : p + len;
+        }
+    }
+    if ((v = iseg_weights_metadata(w, "iseg.category_ids"))) {
+        m->category_ids = iseg__calloc((size_t)K, sizeof(int64_t));
+        if (!m->category_ids) return fail(b, ISEG_STATUS_ENOMEM, "out of memory");
+        const char *p = v;
+        for (int k = 0; k < K; k++) {
+            char *end;
+            long long id = strtoll(p, &end, 10);
+            if (end == p || (*end && *end != ','))
+                return fail(b, ISEG_STATUS_EFORMAT, "metadata iseg.category_ids: bad list");
+            m->category_ids[k] = id;
+            p = *end ? end + 1 : end;
+        }
+    }
+    return ISEG_STATUS_OK;
+}
+
+const char *iseg_model_class_name(const iseg_model_t m, int label) {
+    return m->class_names && label >= 0 && label < m->num_classes ? m->class_names[label] : NULL;
+}
+
+int64_t iseg_model_category_id(const iseg_model_t m, int label) {
+    return m->category_ids && label >= 0 && label < m->num_classes ? m->category_ids[label]
+                                                                   : label;
+}
+
+struct iseg_infer_params iseg_model_infer_params(const iseg_model_t m) { return m->infer; }
 
 static enum iseg_status init_from_weights(iseg_model_t *out, const iseg_weights_t w,
                                           struct iseg_model_params p, const char *path,
@@ -428,27 +641,16 @@ static enum iseg_status init_from_weights(iseg_model_t *out, const iseg_weights_
             if (iseg_weights_find(w, name)) b.prefix = prefixes[i];
         }
     }
-    enum iseg_arch arch = p.arch;
-    {
-        char n5[96], n6[96];
-        snprintf(n5, sizeof(n5), "%sroi_heads.box_head.5.weight", b.prefix);
-        snprintf(n6, sizeof(n6), "%sroi_heads.box_head.fc6.weight", b.prefix);
-        bool has5 = iseg_weights_find(w, n5) != NULL, has6 = iseg_weights_find(w, n6) != NULL;
-        if (arch == ISEG_ARCH_AUTO) {
-            if (has5) arch = ISEG_ARCH_MASKRCNN_R50_FPN_V2;
-            else if (has6) arch = ISEG_ARCH_MASKRCNN_R50_FPN;
-            else
-                return fail(&b, ISEG_STATUS_EFORMAT,
-                            "not a Mask R-CNN state dict (neither roi_heads.box_head.fc6.weight "
-                            "nor roi_heads.box_head.5.weight found; %zu tensors)", b.n);
-        }
-    }
-    char cs[96];
-    snprintf(cs, sizeof(cs), "%sroi_heads.box_predictor.cls_score.weight", b.prefix);
-    const struct iseg_weight *cls = iseg_weights_find(w, cs);
+    if (!peek(&b, "backbone.body.conv1.weight") ||
+        (!peek(&b, "roi_heads.box_head.fc6.weight") && !peek(&b, "roi_heads.box_head.0.0.weight")))
+        return fail(&b, ISEG_STATUS_EFORMAT,
+                    "not a Mask R-CNN state dict (no backbone.body.conv1.weight or box head; "
+                    "%zu tensors)", b.n);
+    const struct iseg_weight *cls = peek(&b, "roi_heads.box_predictor.cls_score.weight");
     if (!cls || cls->ndim != 2 || cls->shape[0] < 2 || cls->shape[0] > 100000)
         return fail(&b, ISEG_STATUS_EFORMAT,
-                    "roi_heads.box_predictor.cls_score.weight: missing or not (K, 1024)");
+                    "roi_heads.box_predictor.cls_score.weight: missing or not (K, representation)");
+    int K = (int)cls->shape[0];
     iseg_model_t m = iseg__calloc(1, sizeof(*m));
     b.used = iseg__calloc(b.n ? b.n : 1, sizeof(bool));
     if (!m || !b.used) {
@@ -456,9 +658,20 @@ static enum iseg_status init_from_weights(iseg_model_t *out, const iseg_weights_
         iseg__free(b.used);
         return fail(&b, ISEG_STATUS_ENOMEM, "out of memory");
     }
+    m->num_classes = K;
+    enum iseg_status st = ISEG_STATUS_OK;
+    enum iseg_arch arch = p.arch;
+    if (arch == ISEG_ARCH_MASKRCNN_R50_FPN || arch == ISEG_ARCH_MASKRCNN_R50_FPN_V2) {
+        cfg_r50(&m->cfg, arch == ISEG_ARCH_MASKRCNN_R50_FPN_V2, K);
+    } else {
+        if ((st = cfg_infer(&b, &m->cfg, K))) goto fail;
+        if (arch == ISEG_ARCH_AUTO)
+            arch = is_r50(&m->cfg) ? (m->cfg.head_bn ? ISEG_ARCH_MASKRCNN_R50_FPN_V2
+                                                     : ISEG_ARCH_MASKRCNN_R50_FPN)
+                                   : ISEG_ARCH_MASKRCNN_RESNET_FPN;
+    }
     m->arch = arch;
-    m->num_classes = (int)cls->shape[0];
-    enum iseg_status st;
+    if ((st = read_metadata(&b, m))) goto fail;
     if ((st = bind_backbone(&b, m)) || (st = bind_fpn(&b, m)) || (st = bind_rpn(&b, m)) ||
         (st = bind_heads(&b, m)))
         goto fail;

@@ -83,7 +83,20 @@ static int randw_write(const char *path, const iseg_weights_t g, char *err, size
         w->nbytes = numel * sizeof(float);
         n++;
     }
-    rc = iseg_weights_save_safetensors(path, t, n, NULL, err, errlen) == ISEG_STATUS_OK ? 0 : -1;
+    /* the model's own description travels with the weights */
+    static const char *const keys[] = {"iseg.anchor_sizes", "iseg.min_size", "iseg.max_size",
+                                       "iseg.class_names", "iseg.category_ids"};
+    const char *meta[2 * 5 + 1];
+    int nm = 0;
+    for (int k = 0; k < 5; k++) {
+        const char *v = iseg_weights_metadata(g, keys[k]);
+        if (v) {
+            meta[nm++] = keys[k];
+            meta[nm++] = v;
+        }
+    }
+    meta[nm] = NULL;
+    rc = iseg_weights_save_safetensors(path, t, n, meta, err, errlen) == ISEG_STATUS_OK ? 0 : -1;
 out:
     if (rc && !err[0]) snprintf(err, errlen, "malformed spec line %zu", n);
     for (size_t i = 0; i < n; i++) {

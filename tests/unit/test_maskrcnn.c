@@ -150,6 +150,9 @@ static void golden(const char *name) {
 
 TEST(golden_v1_small) { golden("v1_small.safetensors"); }
 TEST(golden_v2_small) { golden("v2_small.safetensors"); }
+/* iseg's compact ResNet-18-like Mask R-CNN (tools/maskrcnn_parity.py compact_model), whose
+ * dimensions and anchor sizes the loader reads from the file */
+TEST(golden_compact_small) { golden("compact_small.safetensors"); }
 
 /* Detections (boxes, scores, labels and masks) are bit-identical for 1 and 3 threads, and for a
  * second image run in the same context (the arena then holds one block, nothing is allocated). */
@@ -278,15 +281,20 @@ TEST(torchvision_v1_320) {
 TEST(torchvision_v2_320) {
     live("v2", "--image natural:500x375 --seed 5 --min-size 320 --max-size 512");
 }
+TEST(torchvision_compact_512) {
+    live("compact", "--image natural:480x640 --seed 6 --min-size 512 --max-size 683");
+}
 
 TEST_LIST = {
     TEST_ENTRY(golden_v1_small),
     TEST_ENTRY(golden_v2_small),
+    TEST_ENTRY(golden_compact_small),
     TEST_ENTRY(threads_deterministic),
     TEST_ENTRY(loader_errors),
     TEST_ENTRY(torchvision_v1_800),
     TEST_ENTRY(torchvision_v2_800),
     TEST_ENTRY(torchvision_v1_320),
     TEST_ENTRY(torchvision_v2_320),
+    TEST_ENTRY(torchvision_compact_512),
     TEST_END,
 };

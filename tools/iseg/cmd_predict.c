@@ -30,8 +30,9 @@ static const char PREDICT_USAGE[] =
     "  --out FILE            COCO results JSON (written atomically; '-' = stdout)\n"
     "  --viz OUT.png|DIR     overlay PNG (one image) or a directory of <name>.png overlays\n"
     "  --viz-thresh S        draw detections with score >= S (default 0.5)\n"
-    "  --classes coco|FILE   label names for the overlay: coco (default) or one name per line,\n"
-    "                        line i naming label i (line 0 the background)\n"
+    "  --classes coco|FILE   label names for the overlay: coco or one name per line, line i\n"
+    "                        naming label i (line 0 the background); default: the model's\n"
+    "                        own names when its file has them, else coco\n"
     "  --score-thresh S      box score filter, strict > (default 0.05)\n"
     "  --mask-thresh S       mask probability threshold, strict > (default 0.5)\n"
     "  --max-dets N          detections per image (default 100)\n"
@@ -45,12 +46,15 @@ static const char PREDICT_USAGE[] =
     "\n"
     "In IMAGE mode the image id is the file name's numeric stem (000000397133.jpg -> 397133)\n"
     "or, when the stem is not a number, the image's position on the command line (1, 2, ...).\n"
-    "Category ids are the model's labels (COCO ids for torchvision's COCO checkpoints).\n";
+    "Category ids are the model's labels (COCO ids for torchvision's COCO checkpoints), or\n"
+    "the ids its file lists (iseg.category_ids); options not given take the model's defaults\n"
+    "(torchvision's, or those its file records, e.g. a model trained at 512 px).\n";
 
 struct classes {
-    char      **names; /* owned (file) or borrowed (coco) */
+    char      **names; /* owned (file) or borrowed (coco, the model's) */
     int         n;
     bool        owned;
+    bool        free_array; /* the array is ours, its strings borrowed */
 };
 
 static const char *class_name(const struct classes *c, int label) {
@@ -98,7 +102,7 @@ static int load_classes(struct classes *c, const char *spec) {
 static void free_classes(struct classes *c) {
     if (c->owned)
         for (int i = 0; i < c->n; i++) free(c->names[i]);
-    if (c->owned) free(c->names);
+    if (c->owned || c->free_array) free(c->names);
 }
 
 /* ---- results JSON, streamed to a temp file renamed at the end ---- */
@@ -140,7 +144,8 @@ static int out_open(struct out *o, const char *path) {
     return 0;
 }
 
-static int out_write(struct out *o, int64_t image_id, const struct iseg_detections *d) {
+static int out_write(struct out *o, int64_t image_id, const struct iseg_detections *d,
+                     const iseg_model_t m) {
     if (!o->f) return 0;
     for (size_t i = 0; i < d->n; i++) {
         const struct iseg_detection *x = &d->d[i];
@@ -149,10 +154,11 @@ static int out_write(struct out *o, int64_t image_id, const struct iseg_detectio
         if (iseg_rle_to_string(&x->mask, &s, &len) != ISEG_STATUS_OK)
             return cli_error("out of memory");
         fprintf(o->f,
-                "%s\n{\"image_id\": %lld, \"category_id\": %d, \"bbox\": [%.2f, %.2f, %.2f, "
+                "%s\n{\"image_id\": %lld, \"category_id\": %lld, \"bbox\": [%.2f, %.2f, %.2f, "
                 "%.2f], \"score\": %.6f, \"segmentation\": {\"size\": [%u, %u], "
                 "\"counts\": \"",
-                o->first ? "" : ",", (long long)image_id, x->label, x->box[0], x->box[1],
+                o->first ? "" : ",", (long long)image_id,
+                (long long)iseg_model_category_id(m, x->label), x->box[0], x->box[1],
                 x->box[2] - x->box[0], x->box[3] - x->box[1], x->score, d->h, d->w);
         /* the RLE alphabet ('0'..'o') holds one character JSON escapes: the backslash */
         for (size_t k = 0; k < len; k++) {
@@ -296,6 +302,26 @@ static void print_timings(FILE *f, const char *path, const struct iseg_infer_tim
     free(v);
 }
 
+/* options not given on the command line are -1 until the model's defaults fill them */
+static struct iseg_infer_params unset_params(void) {
+    struct iseg_infer_params p = iseg_infer_default_params();
+    p.min_size = p.max_size = p.detections_per_img = -1;
+    p.score_thresh = p.mask_thresh = -1.0f;
+    return p;
+}
+
+/* the model's defaults (torchvision's, or its file's metadata), then the user's options */
+static struct iseg_infer_params merged_params(const iseg_model_t m, struct iseg_infer_params u) {
+    struct iseg_infer_params p = iseg_model_infer_params(m);
+    if (u.min_size >= 0) p.min_size = u.min_size;
+    if (u.max_size >= 0) p.max_size = u.max_size;
+    if (u.detections_per_img >= 0) p.detections_per_img = u.detections_per_img;
+    if (u.score_thresh >= 0) p.score_thresh = u.score_thresh;
+    if (u.mask_thresh >= 0) p.mask_thresh = u.mask_thresh;
+    p.n_threads = u.n_threads;
+    return p;
+}
+
 struct common_opts {
     const char *model, *arch;
     struct iseg_infer_params ip;
@@ -381,7 +407,7 @@ static int read_image(const char *path, struct iseg_image *img) {
 
 int cmd_predict(int argc, char **argv) {
     struct common_opts o = {0};
-    o.ip = iseg_infer_default_params();
+    o.ip = unset_params();
     const char *out_path = NULL, *viz = NULL, *classes = NULL, *dataset = NULL, *images = NULL;
     double viz_thresh = 0.5;
     bool timings = false;
@@ -468,9 +494,22 @@ int cmd_predict(int argc, char **argv) {
         }
         fclose(f);
     }
-    if ((rc = load_classes(&cls, classes))) goto done;
     if ((rc = load_model(&o, &m))) goto done;
-    if (iseg_infer_init(&ctx, m, o.ip) != ISEG_STATUS_OK) {
+    if (!classes && iseg_model_class_name(m, 0)) {
+        /* the model names its classes (its file's metadata) */
+        cls.n = iseg_model_num_classes(m);
+        cls.names = calloc((size_t)cls.n, sizeof(char *));
+        if (!cls.names) {
+            rc = cli_error("out of memory");
+            goto done;
+        }
+        for (int k = 0; k < cls.n; k++) cls.names[k] = (char *)iseg_model_class_name(m, k);
+        cls.owned = false;
+        cls.free_array = true;
+    } else if ((rc = load_classes(&cls, classes))) {
+        goto done;
+    }
+    if (iseg_infer_init(&ctx, m, merged_params(m, o.ip)) != ISEG_STATUS_OK) {
         rc = cli_error("cannot create the inference context (out of memory)");
         goto done;
     }
@@ -516,7 +555,7 @@ int cmd_predict(int argc, char **argv) {
         }
         if (timings) print_timings(out.to_stdout ? stderr : stdout, path, tm, (int)repeat);
         free(tm);
-        rc = out_write(&out, image_id, &d);
+        rc = out_write(&out, image_id, &d, m);
         if (!rc && viz) rc = write_viz(viz, viz_dir, path, &img, &d, (float)viz_thresh, &cls);
         if (!rc) {
             size_t above = 0;
@@ -619,7 +658,7 @@ static void dump_cb(const char *name, const float *data, int ndim, const int64_t
 
 int cmd_dump(int argc, char **argv) {
     struct common_opts o = {0};
-    o.ip = iseg_infer_default_params();
+    o.ip = unset_params();
     const char *out_path = NULL, *input = NULL;
     struct dump d = {0};
     for (int i = 1; i < argc && !o.bad; i++) {
@@ -644,7 +683,7 @@ int cmd_dump(int argc, char **argv) {
     struct iseg_image img = {0};
     struct iseg_detections dets = {0};
     int rc = load_model(&o, &m);
-    if (!rc && iseg_infer_init(&ctx, m, o.ip) != ISEG_STATUS_OK)
+    if (!rc && iseg_infer_init(&ctx, m, merged_params(m, o.ip)) != ISEG_STATUS_OK)
         rc = cli_error("cannot create the inference context (out of memory)");
     if (!rc) rc = read_image(input, &img);
     if (!rc) {
