@@ -760,8 +760,9 @@ enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
     float scale = s1 < s2 ? s1 : s2;
     int oh = (int)floor((double)H0 * (double)scale), ow = (int)floor((double)W0 * (double)scale);
     if (oh < 1 || ow < 1 || oh > 16384 || ow > 16384) {
-        snprintf(c->err, sizeof(c->err), "image of %dx%d pixels resizes to %dx%d", W0, H0, ow,
-                 oh);
+        snprintf(c->err, sizeof(c->err),
+                 "image of %dx%d pixels resizes to %dx%d at min_size %d, max_size %d (too "
+                 "elongated or too large)", W0, H0, ow, oh, c->p.min_size, c->p.max_size);
         return ISEG_STATUS_ELIMIT;
     }
     int ph = (oh + 31) / 32 * 32, pw = (ow + 31) / 32 * 32;
