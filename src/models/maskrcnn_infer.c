@@ -602,8 +602,14 @@ static bool runs_add(struct runs *r, uint8_t v, uint32_t len) {
 /* ref: roi_heads.py paste_masks_in_image (padding 1): the 28x28 probabilities, padded to 30x30,
  * are resized bilinearly onto the expanded, truncated box and thresholded. Builds the RLE
  * (column-major) directly. */
+struct row_tap {
+    int   i0, i1;
+    float l0, l1;
+};
+
+/* rt and bits: scratch of at least H entries each (the caller's, per thread) */
 static enum iseg_status paste(struct iseg_rle *out, const float *prob28, const float box[4],
-                              int H, int W, float thresh) {
+                              int H, int W, float thresh, struct row_tap *rt, uint8_t *bits) {
     float pad[30 * 30];
     memset(pad, 0, sizeof(pad));
     for (int y = 0; y < 28; y++) memcpy(pad + (y + 1) * 30 + 1, prob28 + y * 28, 28 * 4);
@@ -627,13 +633,8 @@ static enum iseg_status paste(struct iseg_rle *out, const float *prob28, const f
     enum iseg_status st = ISEG_STATUS_OK;
     /* the rows' source taps and weights do not depend on the column: once per mask */
     int64_t ny = y1 > y0 ? y1 - y0 : 0;
-    struct row_tap {
-        int   i0, i1;
-        float l0, l1;
-    } *rt = iseg__malloc_array((size_t)(ny ? ny : 1), sizeof(*rt));
-    uint8_t *bits = iseg__malloc_array((size_t)(ny ? ny : 1), 1);
     r.cnts = iseg__malloc_array(64, sizeof(uint32_t));
-    if (!rt || !bits || !r.cnts) goto oom;
+    if (!r.cnts) goto oom;
     for (int64_t y = y0; y < y1; y++) {
         int64_t oy = y - by0;
         float srcy = sh * ((float)oy + 0.5f) - 0.5f;
@@ -675,16 +676,12 @@ static enum iseg_status paste(struct iseg_rle *out, const float *prob28, const f
         }
         if (!runs_add(&r, 0, (uint32_t)(H - y1))) goto oom;
     }
-    iseg__free(rt);
-    iseg__free(bits);
     out->h = (uint32_t)H;
     out->w = (uint32_t)W;
     out->m = r.m;
     out->cnts = r.cnts;
     return st;
 oom:
-    iseg__free(rt);
-    iseg__free(bits);
     iseg__free(r.cnts);
     return ISEG_STATUS_ENOMEM;
 }
@@ -696,13 +693,16 @@ struct paste_ctx {
     enum iseg_status       *st;
     int                     H, W;
     float                   thresh;
+    struct row_tap         *rt;   /* (threads, H) */
+    uint8_t                *bits; /* (threads, H) */
 };
 
 static void paste_task(void *vctx, size_t i, int ith) {
     const struct paste_ctx *x = vctx;
     (void)ith;
     struct iseg_detection *o = &x->out->d[i];
-    x->st[i] = paste(&o->mask, x->probs + i * 784, o->box, x->H, x->W, x->thresh);
+    x->st[i] = paste(&o->mask, x->probs + i * 784, o->box, x->H, x->W, x->thresh,
+                     x->rt + (size_t)ith * x->H, x->bits + (size_t)ith * x->H);
 }
 
 /* ---- the whole model -------------------------------------------------------------------------- */
@@ -814,7 +814,11 @@ enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
         enum iseg_status *pst = iseg_arena_alloc(c->a, sizeof(*pst) * (size_t)D);
         if (!pst) goto oom;
         out->n = (size_t)D;
-        struct paste_ctx pc = {out, probs, pst, H0, W0, c->p.mask_thresh};
+        size_t nth = (size_t)iseg_engine_threads(c->e);
+        struct row_tap *rt = iseg_arena_alloc(c->a, sizeof(struct row_tap) * nth * (size_t)H0);
+        uint8_t *bits = iseg_arena_alloc(c->a, nth * (size_t)H0);
+        if (!rt || !bits) goto oom;
+        struct paste_ctx pc = {out, probs, pst, H0, W0, c->p.mask_thresh, rt, bits};
         iseg__engine_run(c->e, (size_t)D, paste_task, &pc);
         for (int i = 0; i < D; i++)
             if (pst[i]) {
@@ -823,6 +827,9 @@ enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
             }
     }
     c->tm.paste = lap(&t0);
+    /* nothing of the arena outlives the call: rewind now, so that the first image already
+     * leaves one block of the peak size behind and the next allocates nothing */
+    iseg_arena_reset(c->a);
     c->tm.total = (iseg__now() - t_start) * 1e3;
     return ISEG_STATUS_OK;
 oom:

@@ -203,6 +203,71 @@ TEST(threads_deterministic) {
     iseg_weights_free(g);
 }
 
+/* After a warm-up image, the same size allocates nothing but the output (the detections'
+ * array and their RLE masks): activations come from the arena, scratch from the engine. */
+static size_t g_n_alloc, g_n_large;
+static void *count_malloc(size_t n, void *u) {
+    (void)u;
+    g_n_alloc++;
+    g_n_large += n >= 65536;
+    return malloc(n);
+}
+static void *count_realloc(void *p, size_t n, void *u) {
+    (void)u;
+    g_n_alloc++;
+    g_n_large += n >= 65536;
+    return realloc(p, n);
+}
+static void count_free(void *p, void *u) {
+    (void)u;
+    free(p);
+}
+
+TEST(no_allocation_after_warmup) {
+    char path[512], wpath[512], err[512] = "";
+    snprintf(path, sizeof(path), "%s/tests/golden/maskrcnn/compact_small.safetensors",
+             ISEG_SOURCE_DIR);
+    iseg_weights_t g = NULL;
+    ASSERT_MSG(iseg_weights_load(&g, path, err, sizeof(err)) == ISEG_STATUS_OK, "%s", err);
+    snprintf(wpath, sizeof(wpath), "%s/randw.safetensors", test_tmp_dir());
+    ASSERT_MSG(randw_write(wpath, g, err, sizeof(err)) == 0, "%s", err);
+    iseg_model_t m = NULL;
+    ASSERT_MSG(iseg_model_init_from_file(&m, wpath, iseg_model_default_params(), err,
+                                         sizeof(err)) == ISEG_STATUS_OK, "%s", err);
+    ASSERT(iseg_model_arch(m) == ISEG_ARCH_MASKRCNN_RESNET_FPN);
+    const struct iseg_weight *im = iseg_weights_find(g, "image");
+    struct iseg_image img = {(uint32_t)im->shape[1], (uint32_t)im->shape[0], 3, 8,
+                             (void *)im->data};
+    struct iseg_infer_params ip = iseg_model_infer_params(m);
+    ip.min_size = 256;
+    ip.max_size = 400;
+    ip.n_threads = 2;
+    iseg_infer_t ctx = NULL;
+    ASSERT_OK(iseg_infer_init(&ctx, m, ip));
+    struct iseg_detections d = {0};
+    ASSERT_OK(iseg_infer_run(ctx, &img, &d)); /* warm-up */
+    iseg_detections_free(&d);
+    static const struct iseg_alloc counting = {count_malloc, count_realloc, count_free, NULL};
+    iseg_alloc_set(&counting);
+    g_n_alloc = g_n_large = 0;
+    enum iseg_status st = iseg_infer_run(ctx, &img, &d);
+    iseg_alloc_set(NULL);
+    ASSERT_OK(st);
+    size_t n_det = d.n, n_out_alloc = 1;
+    for (size_t i = 0; i < d.n; i++) /* each mask: 64 counts, doubled as it grows */
+        for (size_t cap = 64; ; cap *= 2) {
+            n_out_alloc++;
+            if (cap >= d.d[i].mask.m) break;
+        }
+    iseg_detections_free(&d);
+    ASSERT_MSG(g_n_large == 0, "%zu allocations of 64 KiB or more after warm-up", g_n_large);
+    ASSERT_MSG(g_n_alloc <= n_out_alloc, "%zu allocations after warm-up for %zu detections "
+               "(the output needs %zu)", g_n_alloc, n_det, n_out_alloc);
+    iseg_infer_free(ctx);
+    iseg_model_free(m);
+    iseg_weights_free(g);
+}
+
 /* The loader names what does not fit: a missing tensor, a wrong shape, an unexpected tensor. */
 TEST(loader_errors) {
     char path[512], err[512] = "";
@@ -291,6 +356,7 @@ TEST_LIST = {
     TEST_ENTRY(golden_compact_small),
     TEST_ENTRY(threads_deterministic),
     TEST_ENTRY(loader_errors),
+    TEST_ENTRY(no_allocation_after_warmup),
     TEST_ENTRY(torchvision_v1_800),
     TEST_ENTRY(torchvision_v2_800),
     TEST_ENTRY(torchvision_v1_320),
