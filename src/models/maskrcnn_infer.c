@@ -149,15 +149,28 @@ static bool backbone(struct iseg_infer *c, const struct fmap *img, struct fmap f
         if (!out->d) return false;
         struct iseg_arena_mark mark = iseg_arena_mark(c->a);
         if (L == 0) {
+            /* the pooled stem outlives the stem's full-resolution output */
             struct fmap s1, pooled;
-            if (!conv(c, &s1, img, m->conv1, NULL, ISEG_ACT_RELU)) return false;
-            emit(c, "backbone.stem", s1.d, 4, 1, s1.C, s1.H, s1.W);
-            iseg_maxpool2d_out_hw(3, 2, 1, s1.H, s1.W, &pooled.H, &pooled.W);
-            pooled.C = s1.C;
+            int sh, sw;
+            iseg_conv2d_out_hw(iseg_conv2d_get_desc(m->conv1), img->H, img->W, &sh, &sw);
+            iseg_maxpool2d_out_hw(3, 2, 1, sh, sw, &pooled.H, &pooled.W);
+            pooled.C = m->cfg.stem;
             pooled.d = alloc_f(c, (size_t)pooled.C * pooled.H * pooled.W);
             if (!pooled.d) return false;
+            struct iseg_arena_mark ms = iseg_arena_mark(c->a);
+            if (!conv(c, &s1, img, m->conv1, NULL, ISEG_ACT_RELU)) return false;
+            emit(c, "backbone.stem", s1.d, 4, 1, s1.C, s1.H, s1.W);
             iseg_maxpool2d(pooled.d, s1.d, 1, s1.C, s1.H, s1.W, 3, 2, 1);
+            iseg_arena_release(c->a, ms);
             x = pooled;
+        }
+        /* blocks before the last write into one buffer of the stage's output size: the first
+         * from the stage input, the others in place (the output may alias the residual, which
+         * is then the block's own input, read by conv1 before the last conv writes) */
+        float *inter = NULL;
+        if (n_blocks[L] > 1) {
+            inter = alloc_f(c, (size_t)out->C * h * w);
+            if (!inter) return false;
         }
         for (int k = 0; k < n_blocks[L]; k++, bi++) {
             const struct mrcnn_bottleneck *blk = &m->blocks[bi];
@@ -165,19 +178,18 @@ static bool backbone(struct iseg_infer *c, const struct fmap *img, struct fmap f
             /* bottleneck: relu(conv3(relu(conv2(relu(conv1 x)))) + idn);
              * basic block: relu(conv2(relu(conv1 x)) + idn) */
             iseg_conv2d_t last = blk->conv3 ? blk->conv3 : blk->conv2;
+            struct iseg_arena_mark mb = iseg_arena_mark(c->a);
             struct fmap t1, t2, idn = x, y;
             if (blk->down && !conv(c, &idn, &x, blk->down, NULL, ISEG_ACT_NONE)) return false;
             if (!conv(c, &t1, &x, blk->conv1, NULL, ISEG_ACT_RELU)) return false;
             t2 = t1;
             if (blk->conv3 && !conv(c, &t2, &t1, blk->conv2, NULL, ISEG_ACT_RELU)) return false;
-            if (final) {
-                ISEG_ASSERT(t2.H == out->H && t2.W == out->W);
-                iseg_conv2d_forward(c->e, last, out->d, t2.d, 1, t2.H, t2.W, idn.d,
-                                    ISEG_ACT_RELU);
-                y = *out;
-            } else if (!conv(c, &y, &t2, last, idn.d, ISEG_ACT_RELU)) {
-                return false;
-            }
+            ISEG_ASSERT(t2.H == out->H && t2.W == out->W);
+            y = *out;
+            if (!final) y.d = inter;
+            ISEG_ASSERT(y.d != x.d || idn.d == x.d); /* in place only over the residual */
+            iseg_conv2d_forward(c->e, last, y.d, t2.d, 1, t2.H, t2.W, idn.d, ISEG_ACT_RELU);
+            iseg_arena_release(c->a, mb);
             x = y;
         }
         iseg_arena_release(c->a, mark);
