@@ -122,7 +122,31 @@ static bool conv(struct iseg_infer *c, struct fmap *y, const struct fmap *x, ise
     return true;
 }
 
+/* as conv(), into y's preallocated buffer (its size is checked) */
+static void conv_into(struct iseg_infer *c, const struct fmap *y, const struct fmap *x,
+                      iseg_conv2d_t k) {
+    const struct iseg_conv2d_desc *d = iseg_conv2d_get_desc(k);
+    int oh, ow;
+    iseg_conv2d_out_hw(d, x->H, x->W, &oh, &ow);
+    ISEG_ASSERT(y->C == d->cout && y->H == oh && y->W == ow);
+    iseg_conv2d_forward(c->e, k, y->d, x->d, 1, x->H, x->W, NULL, ISEG_ACT_NONE);
+}
+
 /* ---- backbone and FPN --------------------------------------------------------------------- */
+
+/* Sizes of C2..C5 for a padded input of (h, w): the stem, then each stage's first block. */
+static void stage_dims(const iseg_model_t m, int h, int w, int dims[4][2]) {
+    iseg_conv2d_out_hw(iseg_conv2d_get_desc(m->conv1), h, w, &h, &w);
+    iseg_maxpool2d_out_hw(3, 2, 1, h, w, &h, &w);
+    int bi = 0;
+    for (int L = 0; L < 4; L++) {
+        iseg_conv2d_out_hw(iseg_conv2d_get_desc(m->blocks[bi].conv1), h, w, &h, &w);
+        iseg_conv2d_out_hw(iseg_conv2d_get_desc(m->blocks[bi].conv2), h, w, &h, &w);
+        dims[L][0] = h;
+        dims[L][1] = w;
+        bi += m->cfg.n_blocks[L];
+    }
+}
 
 /* Each layer's output C2..C5 is allocated before the layer's mark; everything else the layer
  * needs (the stem, block outputs, bottleneck temporaries) is released when it ends, so the
@@ -201,27 +225,24 @@ static bool backbone(struct iseg_infer *c, const struct fmap *img, struct fmap f
     return true;
 }
 
-/* ref: torchvision/ops/feature_pyramid_network.py FeaturePyramidNetwork.forward */
+/* ref: torchvision/ops/feature_pyramid_network.py FeaturePyramidNetwork.forward.
+ * P2..P6 are preallocated by the caller (below the backbone's data, which is then released). */
 static bool fpn(struct iseg_infer *c, const struct fmap C[4], struct fmap P[MRCNN_N_LEVELS]) {
     const iseg_model_t m = c->m;
     struct fmap inner;
     if (!conv(c, &inner, &C[3], m->fpn_inner[3], NULL, ISEG_ACT_NONE)) return false;
-    if (!conv(c, &P[3], &inner, m->fpn_layer[3], NULL, ISEG_ACT_NONE)) return false;
+    conv_into(c, &P[3], &inner, m->fpn_layer[3]);
     for (int i = 2; i >= 0; i--) {
         struct fmap lat;
         if (!conv(c, &lat, &C[i], m->fpn_inner[i], NULL, ISEG_ACT_NONE)) return false;
         /* last_inner = lateral + nearest(last_inner, size of lateral) */
         iseg_resize_nearest_add(lat.d, inner.d, 1, inner.C, inner.H, inner.W, lat.H, lat.W);
         inner = lat;
-        if (!conv(c, &P[i], &inner, m->fpn_layer[i], NULL, ISEG_ACT_NONE)) return false;
+        conv_into(c, &P[i], &inner, m->fpn_layer[i]);
     }
     /* LastLevelMaxPool: max_pool2d(P5, kernel 1, stride 2) = every other pixel */
     struct fmap *p6 = &P[4];
-    p6->C = P[3].C;
-    p6->H = (P[3].H - 1) / 2 + 1;
-    p6->W = (P[3].W - 1) / 2 + 1;
-    p6->d = alloc_f(c, (size_t)p6->C * p6->H * p6->W);
-    if (!p6->d) return false;
+    ISEG_ASSERT(p6->H == (P[3].H - 1) / 2 + 1 && p6->W == (P[3].W - 1) / 2 + 1);
     for (int ch = 0; ch < p6->C; ch++)
         for (int y = 0; y < p6->H; y++)
             for (int x = 0; x < p6->W; x++)
@@ -558,29 +579,35 @@ static bool mask_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS],
                       const struct det *d, int D, int img_h, int img_w, float **out) {
     const iseg_model_t m = c->m;
     const int F = m->cfg.fpn, MC = m->cfg.mask_ch;
+    /* the output first; the head's activations above it are released at the end, and its
+     * convolutions alternate between two buffers */
+    float *probs = alloc_f(c, (size_t)D * 784);
+    if (!probs) return false;
+    struct iseg_arena_mark mark = iseg_arena_mark(c->a);
+    size_t per = (size_t)(F > MC ? F : MC) * 196;
     float *boxes = alloc_f(c, (size_t)4 * D);
-    float *x = alloc_f(c, (size_t)D * F * 196);
-    if (!boxes || !x) return false;
+    float *buf[2] = {alloc_f(c, (size_t)D * per), alloc_f(c, (size_t)D * per)};
+    if (!boxes || !buf[0] || !buf[1]) return false;
+    float *x = buf[0];
     for (int i = 0; i < D; i++) memcpy(boxes + 4 * i, d[i].box, 16);
     double t0 = iseg__now();
     if (!roi_pool(c, x, P, boxes, D, 14, img_h, img_w)) return false;
     c->tm.mask_roi_align += lap(&t0);
     emit(c, "roi.mask_features", x, 4, D, F, 14, 14);
     for (int i = 0; i < m->cfg.mask_convs; i++) {
-        float *y = alloc_f(c, (size_t)D * MC * 196);
-        if (!y) return false;
+        float *y = buf[(i + 1) & 1];
         iseg_conv2d_forward(c->e, m->mask_conv[i], y, x, D, 14, 14, NULL, ISEG_ACT_RELU);
         x = y;
     }
     float *up = alloc_f(c, (size_t)D * MC * 784);
-    float *probs = alloc_f(c, (size_t)D * 784);
-    if (!up || !probs) return false;
+    if (!up) return false;
     iseg_deconv2d_forward(c->e, m->mask_deconv, up, x, D, 14, 14, ISEG_ACT_RELU);
     /* 1x1 logits of the predicted label only, one detection per task */
     struct logits_ctx lc = {m, d, up, probs};
     iseg__engine_run(c->e, (size_t)D, logits_task, &lc);
     emit(c, "mask.logits", probs, 3, D, 28, 28, 1);
     iseg_sigmoid(probs, probs, (size_t)D * 784);
+    iseg_arena_release(c->a, mark);
     *out = probs;
     c->tm.mask_head += lap(&t0);
     return true;
@@ -763,7 +790,6 @@ enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
     iseg_arena_reset(c->a);
     enum iseg_status st = ISEG_STATUS_ENOMEM;
     float *x0;
-    if (to_rgb_normalised(c, img, &x0)) goto oom;
     /* ref: transform.py _resize_image_and_masks: scale in float32, size floored in double */
     float mn = (float)(H0 < W0 ? H0 : W0), mx = (float)(H0 > W0 ? H0 : W0);
     /* python's `800.0 / tensor` is Tensor.__rtruediv__: reciprocal() * 800, in float32 */
@@ -778,6 +804,22 @@ enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
         return ISEG_STATUS_ELIMIT;
     }
     int ph = (oh + 31) / 32 * 32, pw = (ow + 31) / 32 * 32;
+    /* P2..P6 first: everything the backbone and FPN allocate after them is released once the
+     * pyramid is built */
+    struct fmap C[4], P[MRCNN_N_LEVELS];
+    {
+        int dims[4][2];
+        stage_dims(c->m, ph, pw, dims);
+        for (int l = 0; l < MRCNN_N_LEVELS; l++) {
+            P[l].C = c->m->cfg.fpn;
+            P[l].H = l < 4 ? dims[l][0] : (dims[3][0] - 1) / 2 + 1;
+            P[l].W = l < 4 ? dims[l][1] : (dims[3][1] - 1) / 2 + 1;
+            P[l].d = alloc_f(c, (size_t)P[l].C * P[l].H * P[l].W);
+            if (!P[l].d) goto oom;
+        }
+    }
+    struct iseg_arena_mark pyramid = iseg_arena_mark(c->a);
+    if (to_rgb_normalised(c, img, &x0)) goto oom;
     struct fmap in = {alloc_f(c, (size_t)3 * ph * pw), 3, ph, pw};
     float *rs = alloc_f(c, (size_t)3 * oh * ow);
     if (!in.d || !rs) goto oom;
@@ -789,10 +831,10 @@ enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
                    (size_t)ow * sizeof(float));
     emit(c, "input", in.d, 4, 1, 3, ph, pw);
     c->tm.transform = lap(&t0);
-    struct fmap C[4], P[MRCNN_N_LEVELS];
     if (!backbone(c, &in, C)) goto oom;
     c->tm.backbone = lap(&t0);
     if (!fpn(c, C, P)) goto oom;
+    iseg_arena_release(c->a, pyramid);
     c->tm.fpn = lap(&t0);
     float *props;
     int N;
