@@ -16,6 +16,7 @@
 #include "iseg/nn.h"
 #include "iseg/weights.h"
 #include "iseg/model.h"
+#include "iseg/dataset.h"
 
 #include <cstdio>
 #include <cstring>
