@@ -7,9 +7,11 @@
  * a percentage of the measured AVX2 FMA peak of one core (a register-only loop of 12
  * independent FMA chains, written in asm so that the compiler cannot merge them).
  *
- *   bench_conv [reps] [max_threads] [shape-substring] */
+ *   bench_conv [reps] [max_threads] [shape-substring]
+ * BENCH_WINO_PANELS=n: Winograd tiles per work item, in SGEMM panels (tuning). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,14 +253,24 @@ int main(int argc, char **argv) {
         {"256->256 3x3 @200x272 (FPN P2)", 256, 256, 3, 1, 200, 272, 1},
         {"256->64 1x1 @200x272", 256, 64, 1, 1, 200, 272, 1},
         {"128->128 3x3 @100x136", 128, 128, 3, 1, 100, 136, 1},
+        {"256->256 3x3 @100x136 (FPN P3)", 256, 256, 3, 1, 100, 136, 1},
         {"1024->256 1x1 @50x68", 1024, 256, 1, 1, 50, 68, 1},
+        {"256->256 3x3 @25x34 (FPN P5)", 256, 256, 3, 1, 25, 34, 1},
         {"512->512 3x3 @25x34", 512, 512, 3, 1, 25, 34, 1},
         {"box head 256->256 3x3 @7x7 x1000", 256, 256, 3, 1, 7, 7, 1000},
         {"mask head 256->256 3x3 @14x14 x100", 256, 256, 3, 1, 14, 14, 100},
     };
+    /* 3x3 stride-1 shapes run three ways: direct, Winograd F(2,3) and F(4,3) (forced); rate is
+     * direct-equivalent FLOP (the direct count over the time), "x" the CPU-time speed-up over
+     * direct at the same thread count, nmse against the reference on a crop of the shape (real
+     * channel counts, at most 2 x 24 x 30 pixels) */
+    static const struct { enum iseg__wino_mode mode; const char *name; } algos[] = {
+        {ISEG_WINO_OFF, "direct"}, {ISEG_WINO_F2, "F(2,3)"}, {ISEG_WINO_F4, "F(4,3)"}};
+    const char *pe = getenv("BENCH_WINO_PANELS");
+    if (pe) iseg__wino_set_panels(atoi(pe));
     printf("kernel %s, KC %d, reps %d (median)\n", iseg__gemm_kernel()->name, ISEG_GEMM_KC, reps);
-    printf("%-34s %8s %10s %10s %14s %8s\n", "shape", "threads", "ms", "GFLOP/s", "GFLOP/cpu-s",
-           "%peak");
+    printf("%-34s %-7s %7s %9s %9s %12s %7s %6s %9s\n", "shape", "algo", "threads", "ms",
+           "GFLOP/s", "GFLOP/cpu-s", "%peak", "x", "nmse");
     unsigned seed = 5;
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         const struct shape     *sh = &shapes[s];
@@ -271,31 +283,67 @@ int main(int argc, char **argv) {
         float *b  = rnd((size_t)sh->cout, &seed);
         float *x  = rnd((size_t)sh->B * sh->cin * sh->h * sh->w, &seed);
         float *y  = malloc((size_t)sh->B * sh->cout * oh * ow * sizeof(float));
-        iseg_conv2d_t c;
-        if (!y || iseg_conv2d_init(&c, &d, wt, b)) return 2;
+        if (!y) return 2;
         double flop = 2.0 * sh->B * sh->cout * (double)oh * ow * sh->cin * sh->k * sh->k;
-        for (int nt = 1; nt <= max_t; nt++) {
-            iseg_engine_t e;
-            if (iseg_engine_init(&e, nt)) return 2;
-            iseg_conv2d_forward(e, c, y, x, sh->B, sh->h, sh->w, NULL, ISEG_ACT_RELU); /* warm-up */
-            double t[64], c0 = cpu_now();
-            int    n = reps < 64 ? reps : 64;
-            for (int i = 0; i < n; i++) {
-                double t0 = iseg__now();
-                iseg_conv2d_forward(e, c, y, x, sh->B, sh->h, sh->w, NULL, ISEG_ACT_RELU);
-                t[i] = iseg__now() - t0;
-            }
-            double cpu = (cpu_now() - c0) / n;
-            qsort(t, (size_t)n, sizeof(double), cmp_d);
-            double med = t[n / 2];
-            printf("%-34s %8d %10.2f %10.1f %14.1f %7.0f%%\n", sh->name, nt, med * 1e3,
-                   flop / med * 1e-9, flop / cpu * 1e-9, peak > 0 ? 100.0 * flop / cpu / peak : 0.0);
-            fflush(stdout);
-            if (iseg_engine_take_error(e)) return 2;
-            iseg_engine_free(e);
+        bool   wino = sh->k == 3 && sh->stride == 1;
+        double cpu_direct[8] = {0};
+        /* the crop for the accuracy check, and its reference */
+        int    cb = sh->B < 2 ? sh->B : 2, chh = sh->h < 24 ? sh->h : 24, cw = sh->w < 30 ? sh->w : 30;
+        int    coh, cow;
+        iseg_conv2d_out_hw(&d, chh, cw, &coh, &cow);
+        size_t cny = (size_t)cb * sh->cout * coh * cow;
+        float *cx = malloc((size_t)cb * sh->cin * chh * cw * sizeof(float));
+        float *cy = malloc(cny * sizeof(float)), *cr = malloc(cny * sizeof(float));
+        if (!cx || !cy || !cr) return 2;
+        for (size_t i = 0; i < (size_t)cb * sh->cin * chh * cw; i++) {
+            size_t im = i / ((size_t)sh->cin * chh * cw), r = i % ((size_t)sh->cin * chh * cw);
+            size_t ci = r / ((size_t)chh * cw), p = r % ((size_t)chh * cw);
+            cx[i] = x[((im * sh->cin + ci) * sh->h + p / cw) * sh->w + p % cw];
         }
-        iseg_conv2d_free(c);
-        free(wt), free(b), free(x), free(y);
+        iseg_conv2d_forward_ref(cr, cx, wt, b, &d, cb, chh, cw, NULL, ISEG_ACT_NONE);
+        for (int ai = 0; ai < (wino ? 3 : 1); ai++) {
+            iseg__conv2d_set_wino(algos[ai].mode);
+            iseg_conv2d_t c;
+            if (iseg_conv2d_init(&c, &d, wt, b)) return 2;
+            double err = 0.0;
+            {
+                iseg_engine_t e;
+                if (iseg_engine_init(&e, 1)) return 2;
+                iseg_conv2d_forward(e, c, cy, cx, cb, chh, cw, NULL, ISEG_ACT_NONE);
+                double num = 0, den = 0;
+                for (size_t i = 0; i < cny; i++) {
+                    num += ((double)cy[i] - cr[i]) * ((double)cy[i] - cr[i]);
+                    den += (double)cr[i] * cr[i];
+                }
+                err = num / den;
+                iseg_engine_free(e);
+            }
+            for (int nt = 1; nt <= max_t && nt <= 8; nt++) {
+                iseg_engine_t e;
+                if (iseg_engine_init(&e, nt)) return 2;
+                iseg_conv2d_forward(e, c, y, x, sh->B, sh->h, sh->w, NULL, ISEG_ACT_RELU); /* warm-up */
+                double t[64], c0 = cpu_now();
+                int    n = reps < 64 ? reps : 64;
+                for (int i = 0; i < n; i++) {
+                    double t0 = iseg__now();
+                    iseg_conv2d_forward(e, c, y, x, sh->B, sh->h, sh->w, NULL, ISEG_ACT_RELU);
+                    t[i] = iseg__now() - t0;
+                }
+                double cpu = (cpu_now() - c0) / n;
+                if (ai == 0) cpu_direct[nt - 1] = cpu;
+                qsort(t, (size_t)n, sizeof(double), cmp_d);
+                double med = t[n / 2];
+                printf("%-34s %-7s %7d %9.2f %9.1f %12.1f %6.0f%% %6.2f %9.2g\n", sh->name,
+                       algos[ai].name, nt, med * 1e3, flop / med * 1e-9, flop / cpu * 1e-9,
+                       peak > 0 ? 100.0 * flop / cpu / peak : 0.0, cpu_direct[nt - 1] / cpu, err);
+                fflush(stdout);
+                if (iseg_engine_take_error(e)) return 2;
+                iseg_engine_free(e);
+            }
+            iseg_conv2d_free(c);
+        }
+        iseg__conv2d_set_wino(ISEG_WINO_AUTO);
+        free(wt), free(b), free(x), free(y), free(cx), free(cy), free(cr);
     }
     bench_others(reps, max_t, only, peak);
     return 0;

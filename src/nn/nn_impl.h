@@ -143,6 +143,35 @@ struct iseg__gemm_desc {
 /* Run it on the engine. Records ENOMEM (and leaves C unspecified) if scratch cannot grow. */
 void iseg__gemm_run(iseg_engine_t e, const struct iseg__gemm_desc *d);
 
+/* ---- Winograd (winograd.c) ---------------------------------------------------------------- */
+
+/* F(m x m, 3 x 3), m 2 or 4, for 3x3 stride-1 dilation-1 ungrouped convolutions (any padding):
+ * the weights (cout, cin, 3, 3) transformed once into (m + 2)^2 packed SGEMM A operands. */
+struct iseg__wino;
+enum iseg_status iseg__wino_init(struct iseg__wino **w, int m, const float *weight, int cin,
+                                 int cout);
+void iseg__wino_free(struct iseg__wino *w);
+int  iseg__wino_m(const struct iseg__wino *w);
+/* y = act(conv(x) + residual + bias) like iseg_conv2d_forward (residual may alias y);
+ * bit-identical for any thread count. Records ENOMEM if scratch cannot grow. */
+void iseg__wino_forward(iseg_engine_t e, const struct iseg__wino *w,
+                        const struct iseg_conv2d_desc *d, float *y, const float *x, int B, int h,
+                        int wd, const float *bias, const float *residual, bool relu);
+/* Tiles per work item, in SGEMM panels (0: the default); benchmarks only. */
+void iseg__wino_set_panels(int panels);
+
+/* Which convolutions use Winograd (tests, benchmarks; not thread-safe, call between operators).
+ * A convolution picks its transform at init, and whether to use it at each forward. */
+enum iseg__wino_mode {
+    ISEG_WINO_AUTO = 0, /* F(2,3) for eligible layers (cin, cout >= 64) on shapes where it wins */
+    ISEG_WINO_OFF,      /* never (no transform is built) */
+    ISEG_WINO_F2,       /* F(2,3) for every 3x3 stride-1 ungrouped convolution, any shape */
+    ISEG_WINO_F4,       /* F(4,3) likewise */
+};
+void iseg__conv2d_set_wino(enum iseg__wino_mode mode);
+/* The Winograd tile size a convolution would use for this input (0: direct). */
+int  iseg__conv2d_wino_m(const iseg_conv2d_t c, int B, int h, int w);
+
 static inline int iseg__ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 #endif /* ISEG_NN_IMPL_H */

@@ -175,6 +175,62 @@ TEST(conv2d_vs_ref) {
     iseg_engine_free(e3);
 }
 
+/* Winograd F(2,3) and F(4,3), forced on for any channel count: odd output sizes (partial tiles
+ * at the right and bottom, maps smaller than one tile), padding 0, 1 and 2, residual + ReLU
+ * (also in place), batches whose tiles run across images, K > KC and M > MC_BLK; against the
+ * reference, with every kernel, bit-identical for 1 and 3 threads. */
+TEST(conv2d_winograd_vs_ref) {
+    static const struct conv_case cases[] = {
+        {8, 8, 3, 1, 1, 1, 1, 1, 1, 1, false, false, true},     /* 1x1 output */
+        {5, 9, 3, 1, 1, 1, 1, 2, 2, 3, true, true, true},       /* smaller than a tile */
+        {7, 12, 3, 1, 1, 1, 1, 1, 13, 17, true, true, true},    /* 13x17: partial tiles */
+        {7, 12, 3, 1, 0, 1, 1, 2, 15, 19, false, true, true},   /* pad 0: 13x17 */
+        {6, 10, 3, 1, 0, 1, 1, 1, 3, 3, true, false, true},     /* pad 0: 1x1 output */
+        {6, 10, 3, 1, 2, 1, 1, 1, 5, 6, false, true, false},    /* pad 2 */
+        {16, 24, 3, 1, 1, 1, 1, 7, 7, 7, true, true, true},     /* box head: 7x7, B 7 */
+        {9, 16, 3, 1, 1, 1, 1, 5, 14, 14, true, true, false},   /* mask head: 14x14, B 5 */
+        {13, 11, 3, 1, 1, 1, 1, 3, 5, 9, false, false, true},   /* tiles across images */
+        {70, 33, 3, 1, 1, 1, 1, 1, 17, 21, true, false, true},  /* channel tails */
+        {300, 20, 3, 1, 1, 1, 1, 1, 9, 11, false, true, true},  /* K 300 > KC */
+        {4, 300, 3, 1, 1, 1, 1, 1, 6, 5, true, true, true},     /* M 300 > MC_BLK */
+        {64, 64, 3, 1, 1, 1, 1, 1, 40, 53, true, true, true},   /* many blocks */
+        {3, 5, 3, 1, 1, 1, 1, 2, 1, 40, false, true, true},     /* one row */
+        {3, 5, 3, 1, 1, 1, 1, 1, 37, 1, false, true, true},     /* one column */
+    };
+    static const enum iseg__wino_mode modes[] = {ISEG_WINO_F2, ISEG_WINO_F4};
+    uint64_t      st = 31;
+    iseg_engine_t e1, e3;
+    ASSERT_OK(iseg_engine_init(&e1, 1));
+    ASSERT_OK(iseg_engine_init(&e3, 3));
+    for (int mi = 0; mi < 2; mi++) {
+        iseg__conv2d_set_wino(modes[mi]);
+        for (int ii = 0; ii < N_ISAS; ii++) {
+            if (!isa_available(ISAS[ii])) continue;
+            for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+                check_conv(e1, e3, &cases[i], &st);
+        }
+    }
+    /* the switch really routes: a forced conv reports its tile, OFF none, AUTO only big ones */
+    float wt[8 * 8 * 9] = {0};
+    struct iseg_conv2d_desc d = iseg_conv2d_default_desc(8, 8, 3);
+    iseg_conv2d_t c;
+    iseg__conv2d_set_wino(ISEG_WINO_F4);
+    ASSERT_OK(iseg_conv2d_init(&c, &d, wt, NULL));
+    ASSERT_EQ_INT(iseg__conv2d_wino_m(c, 1, 9, 9), 4);
+    iseg__conv2d_set_wino(ISEG_WINO_OFF);
+    ASSERT_EQ_INT(iseg__conv2d_wino_m(c, 1, 9, 9), 0);
+    iseg_conv2d_free(c);
+    iseg__conv2d_set_wino(ISEG_WINO_AUTO);
+    ASSERT_OK(iseg_conv2d_init(&c, &d, wt, NULL));
+    ASSERT_EQ_INT(iseg__conv2d_wino_m(c, 1, 9, 9), 0); /* 8 channels: direct */
+    iseg_conv2d_free(c);
+    iseg__gemm_force(ISEG_GEMM_ISA_AUTO);
+    ASSERT_OK(iseg_engine_take_error(e1));
+    ASSERT_OK(iseg_engine_take_error(e3));
+    iseg_engine_free(e1);
+    iseg_engine_free(e3);
+}
+
 /* A batch of small images is one GEMM whose N runs over all images' pixels (columns packed
  * across image boundaries, tiles straddling two images): bit-identical to one call per image,
  * with every kernel, for 1 and 3 threads. */
@@ -852,6 +908,7 @@ TEST_LIST = {
     TEST_ENTRY(sgemm_vs_ref),
     TEST_ENTRY(conv2d_vs_ref),
     TEST_ENTRY(conv2d_batched_equals_per_image),
+    TEST_ENTRY(conv2d_winograd_vs_ref),
     TEST_ENTRY(deconv2d_no_overlap),
     TEST_ENTRY(conv2d_bad_desc),
     TEST_ENTRY(deconv2d_vs_ref),
