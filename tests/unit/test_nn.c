@@ -891,6 +891,7 @@ TEST(engine_enomem) {
     iseg_conv2d_forward(e, c, y, x, 1, 4, 4, NULL, ISEG_ACT_NONE);
     ASSERT_OK(iseg_engine_take_error(e));
     ASSERT(y[0] == 0.0f);
+    iseg_conv2d_free(c);
     /* init failures free what they took */
     for (int k = 0; k < 3; k++) {
         g_fail_after = k;
