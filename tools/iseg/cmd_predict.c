@@ -40,7 +40,8 @@ static const char PREDICT_USAGE[] =
     "  --max-size N          longer side limit (default 1333)\n"
     "  --threads N           worker threads (default: all CPUs)\n"
     "  --timings             print the time of each stage of the model (ms) per image\n"
-    "  --repeat N            run each image N times (benchmarks: median stage times)\n"
+    "  --repeat N            run each image N times (benchmarks: with --timings, the median\n"
+    "                        stage times of runs 2..N; the first is a warm-up)\n"
     "  --dataset GT.json     run on every image of a COCO file, with its image ids\n"
     "  --images DIR          directory of the dataset's images (with --dataset)\n"
     "\n"
@@ -553,7 +554,10 @@ int cmd_predict(int argc, char **argv) {
             free(tm);
             break;
         }
-        if (timings) print_timings(out.to_stdout ? stderr : stdout, path, tm, (int)repeat);
+        /* with several runs the first is a warm-up (arena and scratch sizing) */
+        if (timings)
+            print_timings(out.to_stdout ? stderr : stdout, path, tm + (repeat > 1),
+                          (int)(repeat - (repeat > 1)));
         free(tm);
         rc = out_write(&out, image_id, &d, m);
         if (!rc && viz) rc = write_viz(viz, viz_dir, path, &img, &d, (float)viz_thresh, &cls);
