@@ -7,98 +7,7 @@
 
 #include "iseg/optim.h"
 
-/* ---- minimal safetensors reader (F32, F64, I64), as in test_nn_torch.c ---- */
-
-struct st_file {
-    char       *buf;    /* whole file */
-    size_t      len;
-    char       *header; /* JSON, NUL-terminated copy */
-    const char *data;
-    size_t      data_len;
-};
-
-static void st_open(struct st_file *f, const char *name) {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/tests/golden/train/%s", test_source_dir(), name);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) TEST_SKIP("%s is absent (run tools/make_train_goldens.py)", path);
-    fclose(fp);
-    f->buf = test_read_file(path, &f->len);
-    ASSERT(f->len >= 8);
-    uint64_t hl = 0;
-    for (int i = 7; i >= 0; i--) hl = hl << 8 | (uint8_t)f->buf[i];
-    ASSERT(hl <= f->len - 8);
-    f->header = malloc(hl + 1);
-    ASSERT(f->header);
-    memcpy(f->header, f->buf + 8, hl);
-    f->header[hl] = 0;
-    f->data       = f->buf + 8 + hl;
-    f->data_len   = f->len - 8 - hl;
-}
-
-static void st_close(struct st_file *f) {
-    free(f->buf);
-    free(f->header);
-}
-
-/* parse "[a, b, ...]" of integers; returns the count */
-static int st_ints(const char *p, int64_t *v, int max) {
-    while (*p == ' ') p++;
-    ASSERT(*p == '[');
-    p++;
-    int n = 0;
-    for (;;) {
-        while (*p == ' ' || *p == ',') p++;
-        if (*p == ']') return n;
-        char     *end;
-        long long x = strtoll(p, &end, 10);
-        ASSERT(end != p && n < max);
-        v[n++] = x;
-        p      = end;
-    }
-}
-
-/* Tensor `name` converted to doubles (caller frees); *n receives its element count. Fails the
- * test when the tensor is missing. */
-static double *st_get(const struct st_file *f, const char *name, size_t *n) {
-    char key[256];
-    snprintf(key, sizeof(key), "\"%s\":", name);
-    const char *p = strstr(f->header, key);
-    ASSERT_MSG(p, "golden tensor %s missing", name);
-    p += strlen(key);
-    const char *end = strchr(p, '}');
-    const char *dt = strstr(p, "\"dtype\":\""), *sh = strstr(p, "\"shape\":");
-    const char *of = strstr(p, "\"data_offsets\":");
-    ASSERT(end && dt && sh && of && dt < end && sh < end && of < end);
-    dt += 9;
-    int     esz = strncmp(dt, "F32", 3) == 0 ? 4 : 8;
-    int64_t shape[8], offs[2];
-    int     nd = st_ints(sh + 8, shape, 8);
-    ASSERT_EQ_INT(st_ints(of + 15, offs, 2), 2);
-    size_t cnt = 1;
-    for (int i = 0; i < nd; i++) cnt *= (size_t)shape[i];
-    ASSERT(offs[0] >= 0 && offs[1] >= offs[0] && (size_t)offs[1] <= f->data_len);
-    ASSERT_EQ_U64((size_t)(offs[1] - offs[0]), cnt * (size_t)esz);
-    double     *v   = malloc((cnt + 1) * sizeof(double));
-    const char *src = f->data + offs[0];
-    ASSERT(v);
-    for (size_t i = 0; i < cnt; i++) {
-        if (strncmp(dt, "F32", 3) == 0) {
-            float x;
-            memcpy(&x, src + 4 * i, 4);
-            v[i] = x;
-        } else if (strncmp(dt, "F64", 3) == 0) {
-            memcpy(&v[i], src + 8 * i, 8);
-        } else {
-            ASSERT(strncmp(dt, "I64", 3) == 0);
-            int64_t x;
-            memcpy(&x, src + 8 * i, 8);
-            v[i] = (double)x;
-        }
-    }
-    *n = cnt;
-    return v;
-}
+#include "golden_st.h"
 
 /* |got - want| <= rtol * (|want| + max|want|*floor), reporting the worst element */
 static double g_worst_rel = 0.0; /* largest |got - want| / max(|want|, floor * max|want|) seen */
@@ -184,8 +93,9 @@ static void run_case(const char *name, bool adam, const void *params, bool lr_sc
     }
     /* count torch's state tensors for this case */
     size_t want_n = 0;
-    snprintf(k, sizeof(k), "\"%s.state.", name);
-    for (const char *p = x.f.header; (p = strstr(p, k)) != NULL; p++) want_n++;
+    snprintf(k, sizeof(k), "%s.state.", name);
+    for (size_t i = 0; i < iseg_weights_count(x.f.w); i++)
+        want_n += strncmp(iseg_weights_at(x.f.w, i)->name, k, strlen(k)) == 0;
     ASSERT_EQ_U64(found, want_n);
     free(traj);
     iseg_optim_free(o);
