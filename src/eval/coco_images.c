@@ -1,5 +1,8 @@
 /* coco_images.c - the "images" list of a COCO file, read with yajl's event parser (nothing
- * else of the file is kept). */
+ * else of the file is kept). One parser serves the public iseg_coco_images_read() (strict: every
+ * image needs an integer id) and the training dataset reader, which has validated the file with
+ * the evaluator's parser already and only needs the file names (iseg__coco_images_parse). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +10,7 @@
 #include <yajl/yajl_parse.h>
 
 #include "core/core_impl.h"
-#include "iseg/coco.h"
+#include "eval/coco_impl.h"
 
 struct ip {
     int                     depth;      /* map/array nesting */
@@ -19,7 +22,9 @@ struct ip {
     size_t                  n, cap;
     bool                    has_id;
     bool                    open;       /* v[n] is being filled */
-    bool                    oom, bad;
+    bool                    strict;     /* an integer "id" is required */
+    size_t                  stop_after; /* stop at the end of an images array with this many */
+    bool                    oom, bad, nul, done;
     char                    msg[160];
 };
 
@@ -48,12 +53,12 @@ static int on_end_map(void *ctx) {
     struct ip *p = ctx;
     if (p->in_images && p->depth == 3) {
         struct iseg_coco_image *im = &p->v[p->n];
-        if (!p->has_id) {
+        if (p->strict && !p->has_id) {
             snprintf(p->msg, sizeof(p->msg), "images[%zu]: no integer \"id\"", p->n);
             p->bad = true;
             return 0;
         }
-        if (!im->file_name && !(im->file_name = iseg__strdup(""))) {
+        if (p->strict && !im->file_name && !(im->file_name = iseg__strdup(""))) {
             p->oom = true;
             return 0;
         }
@@ -76,7 +81,13 @@ static int on_start_array(void *ctx) {
 
 static int on_end_array(void *ctx) {
     struct ip *p = ctx;
-    if (p->depth == 2) p->in_images = false;
+    if (p->depth == 2 && p->in_images) {
+        p->in_images = false;
+        if (p->n >= p->stop_after) {
+            p->done = true; /* every image wanted: the rest of the file is not needed */
+            return 0;
+        }
+    }
     p->depth--;
     return 1;
 }
@@ -113,7 +124,7 @@ static int on_integer(void *ctx, long long v) {
 static int on_double(void *ctx, double v) {
     struct ip *p = ctx;
     (void)v;
-    if (p->in_images && p->depth == 3 && p->field == 1) {
+    if (p->strict && p->in_images && p->depth == 3 && p->field == 1) {
         snprintf(p->msg, sizeof(p->msg), "images[%zu]: \"id\" is not an integer", p->n);
         p->bad = true;
         return 0;
@@ -126,6 +137,10 @@ static int on_string(void *ctx, const unsigned char *s, size_t n) {
     struct ip *p = ctx;
     if (p->in_images && p->depth == 3 && p->field == 2) {
         struct iseg_coco_image *im = &p->v[p->n];
+        if (memchr(s, 0, n)) {
+            p->nul = true;
+            return 0;
+        }
         iseg__free(im->file_name);
         im->file_name = iseg__malloc(n + 1);
         if (!im->file_name) {
@@ -167,56 +182,79 @@ void iseg_coco_images_free(struct iseg_coco_image *v, size_t n) {
     iseg__free(v);
 }
 
-enum iseg_status iseg_coco_images_read(const char *path, struct iseg_coco_image **out,
-                                       size_t *n_out, char *err, size_t errlen) {
-    ISEG_ASSERT(path && out && n_out);
+enum iseg_status iseg__coco_images_parse(const char *name, const char *path, const char *data,
+                                        size_t len, bool strict, size_t stop_after,
+                                        struct iseg_coco_image **out, size_t *n_out, char *err,
+                                        size_t errlen) {
+    ISEG_ASSERT(name && (path || data) && out && n_out);
     *out = NULL;
     *n_out = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (err && errlen) snprintf(err, errlen, "%s: cannot open", path);
+    FILE *f = NULL;
+    if (!data && !(f = fopen(path, "rb"))) {
+        if (err && errlen)
+            snprintf(err, errlen, strict ? "%s: cannot open" : "%s: cannot open: %s", name,
+                     strerror(errno));
         return ISEG_STATUS_EIO;
     }
     struct ip p;
     memset(&p, 0, sizeof(p));
+    p.strict = strict;
+    p.stop_after = stop_after;
     yajl_handle h = yajl_alloc(&CB, NULL, &p);
     if (!h) {
-        fclose(f);
+        if (f) fclose(f);
         return ISEG_STATUS_ENOMEM;
     }
+    if (!strict) yajl_config(h, yajl_dont_validate_strings, 1);
     enum iseg_status st = ISEG_STATUS_OK;
-    unsigned char buf[1 << 16];
-    size_t got;
     yajl_status ys = yajl_status_ok;
     bool io_error = false;
-    while (ys == yajl_status_ok && (got = fread(buf, 1, sizeof(buf), f)) > 0)
-        ys = yajl_parse(h, buf, got);
-    if (ferror(f)) io_error = true;
+    if (data) {
+        ys = yajl_parse(h, (const unsigned char *)data, len);
+    } else {
+        unsigned char buf[1 << 16];
+        size_t got;
+        while (ys == yajl_status_ok && (got = fread(buf, 1, sizeof(buf), f)) > 0)
+            ys = yajl_parse(h, buf, got);
+        if (ferror(f)) io_error = true;
+    }
     if (ys == yajl_status_ok && !io_error) ys = yajl_complete_parse(h);
     if (io_error) {
         st = ISEG_STATUS_EIO;
-        if (err && errlen) snprintf(err, errlen, "%s: read error", path);
+        if (err && errlen) snprintf(err, errlen, "%s: read error", name);
     } else if (p.oom) {
         st = ISEG_STATUS_ENOMEM;
-        if (err && errlen) snprintf(err, errlen, "%s: out of memory", path);
+        if (err && errlen) snprintf(err, errlen, "%s: out of memory", name);
+    } else if (p.nul) {
+        st = ISEG_STATUS_EFORMAT;
+        if (err && errlen)
+            snprintf(err, errlen, "%s: images[%zu]: \"file_name\" holds a NUL character", name,
+                     p.n);
     } else if (p.bad) {
         st = ISEG_STATUS_EFORMAT;
-        if (err && errlen) snprintf(err, errlen, "%s: %s", path, p.msg);
-    } else if (ys != yajl_status_ok) {
+        if (err && errlen) snprintf(err, errlen, "%s: %s", name, p.msg);
+    } else if (ys != yajl_status_ok && !p.done) {
         st = ISEG_STATUS_EFORMAT;
-        unsigned char *m = yajl_get_error(h, 0, NULL, 0);
-        if (err && errlen) {
-            snprintf(err, errlen, "%s: invalid JSON: %s", path, m ? (const char *)m : "?");
-            char *nl = strchr(err, '\n');
-            if (nl) *nl = '\0';
+        if (!strict) {
+            /* the evaluator's parser accepted the file: it changed on disk meanwhile */
+            if (err && errlen)
+                snprintf(err, errlen, "%s: invalid JSON while reading the images' file names",
+                         name);
+        } else {
+            unsigned char *m = yajl_get_error(h, 0, NULL, 0);
+            if (err && errlen) {
+                snprintf(err, errlen, "%s: invalid JSON: %s", name, m ? (const char *)m : "?");
+                char *nl = strchr(err, '\n');
+                if (nl) *nl = '\0';
+            }
+            if (m) yajl_free_error(h, m);
         }
-        if (m) yajl_free_error(h, m);
-    } else if (!p.seen) {
+    } else if (strict && !p.seen) {
         st = ISEG_STATUS_EFORMAT;
-        if (err && errlen) snprintf(err, errlen, "%s: no \"images\" list", path);
+        if (err && errlen) snprintf(err, errlen, "%s: no \"images\" list", name);
     }
     yajl_free(h);
-    fclose(f);
+    if (f) fclose(f);
     if (st != ISEG_STATUS_OK) {
         if (p.open) iseg__free(p.v[p.n].file_name);
         iseg_coco_images_free(p.v, p.n);
@@ -225,4 +263,10 @@ enum iseg_status iseg_coco_images_read(const char *path, struct iseg_coco_image 
     *out = p.v;
     *n_out = p.n;
     return ISEG_STATUS_OK;
+}
+
+enum iseg_status iseg_coco_images_read(const char *path, struct iseg_coco_image **out,
+                                       size_t *n, char *err, size_t errlen) {
+    ISEG_ASSERT(path && out && n);
+    return iseg__coco_images_parse(path, path, NULL, 0, true, SIZE_MAX, out, n, err, errlen);
 }

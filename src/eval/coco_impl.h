@@ -103,6 +103,18 @@ enum iseg_status iseg__coco_parse_pair(struct coco_file *gt, const char *gt_path
                                        size_t errlen);
 void iseg__coco_file_free(struct coco_file *f);
 
+/* The "images" list of a COCO file (the file at path, or data of len bytes when data is not
+ * NULL; name is used in messages). strict: as iseg_coco_images_read() (an integer "id" per image,
+ * a missing "file_name" as "", no "images" list an error); otherwise ids are not checked and a
+ * missing "file_name" is NULL (for callers that validated the file with iseg__coco_parse). A
+ * "file_name" holding a NUL is EFORMAT. Parsing stops at the end of an "images" array once
+ * stop_after images have been read (SIZE_MAX: the whole file). Free with
+ * iseg_coco_images_free(). */
+enum iseg_status iseg__coco_images_parse(const char *name, const char *path, const char *data,
+                                        size_t len, bool strict, size_t stop_after,
+                                        struct iseg_coco_image **out, size_t *n, char *err,
+                                        size_t errlen);
+
 /* Smallest piece of a results array worth parsing on its own thread (8 MiB; tests lower it). */
 extern uint64_t iseg__coco_piece_min;
 

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <yajl/yajl_parse.h>
 
 #include "eval/coco_impl.h"
 #include "iseg/dataset.h"
@@ -96,185 +95,9 @@ __attribute__((format(printf, 3, 4))) static void add_issue(struct iseg_dataset_
     va_end(ap);
 }
 
-/* ---- the images' file names: a second streaming pass (the evaluator's parser keeps only id,
- * width and height). Only elements of top-level "images" arrays count, in file order, as the
- * evaluator's parser reads them; the pass stops once it has seen as many images as that parser
- * found. ---- */
-
-struct npass {
-    int    depth;
-    bool   images_key; /* the last top-level key was "images" */
-    bool   in_images;
-    bool   field;      /* the value about to come is an image's "file_name" */
-    char **names;      /* (n) owned; NULL when an image has no string file_name */
-    size_t n, cap, want;
-    bool   oom, nul, done;
-};
-
-static int np_start_map(void *ctx) {
-    struct npass *p = ctx;
-    p->depth++;
-    p->field = false;
-    if (p->in_images && p->depth == 3) {
-        if (p->n == p->cap) {
-            size_t cap = p->cap ? 2 * p->cap : 256;
-            char **q   = iseg__realloc_array(p->names, cap, sizeof(*q));
-            if (!q) {
-                p->oom = true;
-                return 0;
-            }
-            memset(q + p->cap, 0, (cap - p->cap) * sizeof(*q));
-            p->names = q;
-            p->cap   = cap;
-        }
-        p->names[p->n] = NULL;
-    }
-    return 1;
-}
-
-static int np_end_map(void *ctx) {
-    struct npass *p = ctx;
-    if (p->in_images && p->depth == 3) p->n++;
-    p->depth--;
-    return 1;
-}
-
-static int np_start_array(void *ctx) {
-    struct npass *p = ctx;
-    p->depth++;
-    p->field = false;
-    if (p->depth == 2 && p->images_key) p->in_images = true;
-    return 1;
-}
-
-static int np_end_array(void *ctx) {
-    struct npass *p = ctx;
-    if (p->depth == 2 && p->in_images) {
-        p->in_images = false;
-        if (p->n == p->want) {
-            p->done = true; /* every image seen: the rest of the file is not needed */
-            return 0;
-        }
-    }
-    p->depth--;
-    return 1;
-}
-
-static int np_map_key(void *ctx, const unsigned char *k, size_t n) {
-    struct npass *p = ctx;
-    if (p->depth == 1) p->images_key = n == 6 && memcmp(k, "images", 6) == 0;
-    p->field = p->in_images && p->depth == 3 && n == 9 && memcmp(k, "file_name", 9) == 0;
-    return 1;
-}
-
-static int np_string(void *ctx, const unsigned char *s, size_t n) {
-    struct npass *p = ctx;
-    if (p->field) {
-        if (memchr(s, 0, n)) {
-            p->nul = true;
-            return 0;
-        }
-        char *c = iseg__malloc(n + 1);
-        if (!c) {
-            p->oom = true;
-            return 0;
-        }
-        memcpy(c, s, n);
-        c[n] = 0;
-        iseg__free(p->names[p->n]);
-        p->names[p->n] = c;
-    }
-    p->field = false;
-    return 1;
-}
-
-static int np_other(void *ctx) {
-    ((struct npass *)ctx)->field = false;
-    return 1;
-}
-static int np_bool(void *ctx, int v) {
-    (void)v;
-    return np_other(ctx);
-}
-static int np_number(void *ctx, const char *s, size_t n) {
-    (void)s;
-    (void)n;
-    return np_other(ctx);
-}
-
-static const yajl_callbacks NP_CALLBACKS = {
-    .yajl_null        = np_other,
-    .yajl_boolean     = np_bool,
-    .yajl_number      = np_number,
-    .yajl_string      = np_string,
-    .yajl_start_map   = np_start_map,
-    .yajl_map_key     = np_map_key,
-    .yajl_end_map     = np_end_map,
-    .yajl_start_array = np_start_array,
-    .yajl_end_array   = np_end_array,
-};
-
-static void np_free(struct npass *p) {
-    for (size_t i = 0; i < p->n; i++) iseg__free(p->names[i]);
-    if (p->names && p->n < p->cap) iseg__free(p->names[p->n]); /* one being filled */
-    iseg__free(p->names);
-    p->names = NULL;
-    p->n     = 0;
-}
-
-/* Collect the file names of the want images; data (len bytes) or the file at path. */
-static enum iseg_status read_names(struct npass *p, size_t want, const char *name,
-                                   const char *path, const char *data, size_t len, char *err,
-                                   size_t errlen) {
-    memset(p, 0, sizeof(*p));
-    p->want = want;
-    yajl_handle h = yajl_alloc(&NP_CALLBACKS, NULL, p);
-    if (!h) return ISEG_STATUS_ENOMEM;
-    yajl_config(h, yajl_dont_validate_strings, 1);
-    enum iseg_status st   = ISEG_STATUS_OK;
-    yajl_status      ys   = yajl_status_ok;
-    FILE            *f    = NULL;
-    unsigned char   *buf  = NULL;
-    if (data) {
-        ys = yajl_parse(h, (const unsigned char *)data, len);
-    } else {
-        f = fopen(path, "rb");
-        if (!f) {
-            set_err(err, errlen, "%s: cannot open: %s", name, strerror(errno));
-            st = ISEG_STATUS_EIO;
-            goto out;
-        }
-        buf = iseg__malloc(1 << 20);
-        if (!buf) {
-            st = ISEG_STATUS_ENOMEM;
-            goto out;
-        }
-        size_t got;
-        while (ys == yajl_status_ok && (got = fread(buf, 1, 1 << 20, f)) > 0)
-            ys = yajl_parse(h, buf, got);
-        if (ferror(f)) {
-            set_err(err, errlen, "%s: read error", name);
-            st = ISEG_STATUS_EIO;
-            goto out;
-        }
-    }
-    if (ys == yajl_status_ok) ys = yajl_complete_parse(h);
-    if (p->oom) {
-        st = ISEG_STATUS_ENOMEM;
-    } else if (p->nul) {
-        set_err(err, errlen, "%s: images[%zu]: \"file_name\" holds a NUL character", name, p->n);
-        st = ISEG_STATUS_EFORMAT;
-    } else if (ys != yajl_status_ok && !p->done) {
-        /* the evaluator's parser accepted the file: it changed on disk meanwhile */
-        set_err(err, errlen, "%s: invalid JSON while reading the images' file names", name);
-        st = ISEG_STATUS_EFORMAT;
-    }
-out:
-    if (f) fclose(f);
-    iseg__free(buf);
-    yajl_free(h);
-    return st;
-}
+/* The images' file names come from a second streaming pass over the file
+ * (iseg__coco_images_parse, shared with iseg_coco_images_read): the evaluator's parser keeps
+ * only id, width and height. */
 
 /* ---- sorting ---- */
 
@@ -581,11 +404,12 @@ static enum iseg_status build_cats(iseg_dataset_t ds, struct coco_file *f, struc
 }
 
 /* Images: sorted by id, unique, with a file name and a usable size. */
-static enum iseg_status build_imgs(iseg_dataset_t ds, struct coco_file *f, struct npass *np,
+static enum iseg_status build_imgs(iseg_dataset_t ds, struct coco_file *f,
+                                   struct iseg_coco_image *names, size_t n_names,
                                    struct id_pos **out, char *err, size_t errlen) {
     size_t n = f->n_imgs;
-    if (np->n != n) {
-        set_err(err, errlen, "%s: internal: %zu images, %zu file names", ds->name, n, np->n);
+    if (n_names != n) {
+        set_err(err, errlen, "%s: internal: %zu images, %zu file names", ds->name, n, n_names);
         return ISEG_STATUS_EINTERNAL;
     }
     struct id_pos *ip = iseg__malloc_array(n ? n : 1, sizeof(*ip));
@@ -596,7 +420,7 @@ static enum iseg_status build_imgs(iseg_dataset_t ds, struct coco_file *f, struc
     }
     for (size_t i = 0; i < n; i++) {
         const struct coco_img *im = &f->imgs[i];
-        if (!np->names[i]) {
+        if (!names[i].file_name) {
             set_err(err, errlen, "%s: images[%zu] (id %lld): no \"file_name\"", ds->name, i,
                     (long long)im->id);
             goto bad;
@@ -624,8 +448,8 @@ static enum iseg_status build_imgs(iseg_dataset_t ds, struct coco_file *f, struc
         d->w             = f->imgs[j].w;
         d->h             = f->imgs[j].h;
         d->json_index    = j;
-        d->file_name     = np->names[j]; /* moved */
-        np->names[j]     = NULL;
+        d->file_name     = names[j].file_name; /* moved */
+        names[j].file_name = NULL;
     }
     ds->n_imgs = n;
     *out       = ip;
@@ -649,8 +473,8 @@ static enum iseg_status open_common(iseg_dataset_t *out, const char *name, const
     }
     char             perr[1024];
     struct coco_file f;
-    struct npass     np;
-    memset(&np, 0, sizeof(np));
+    struct iseg_coco_image *names = NULL;
+    size_t                  n_names = 0;
     struct id_pos   *cat_ip = NULL, *img_ip = NULL;
     int32_t         *ann_img = NULL, *ann_cat = NULL;
     struct slot     *slots   = NULL;
@@ -673,14 +497,16 @@ static enum iseg_status open_common(iseg_dataset_t *out, const char *name, const
         iseg_dataset_free(ds);
         return st;
     }
-    st = read_names(&np, f.n_imgs, ds->name, path, json, len, err, errlen);
+    st = iseg__coco_images_parse(ds->name, path, json, len, false, f.n_imgs, &names, &n_names,
+                                 err, errlen);
     if (st != ISEG_STATUS_OK) goto fail;
     struct iseg_dataset_report *rep = &ds->report;
     rep->n_images_json      = f.n_imgs;
     rep->n_annotations_json = f.n_anns;
     rep->n_categories       = f.n_cats;
     if ((st = build_cats(ds, &f, &cat_ip, err, errlen)) != ISEG_STATUS_OK) goto fail;
-    if ((st = build_imgs(ds, &f, &np, &img_ip, err, errlen)) != ISEG_STATUS_OK) goto fail;
+    if ((st = build_imgs(ds, &f, names, n_names, &img_ip, err, errlen)) != ISEG_STATUS_OK)
+        goto fail;
 
     /* structural checks on the annotations, in file order: the first error is reported */
     size_t na = f.n_anns;
@@ -834,7 +660,7 @@ done:
     iseg__free(cat_ip);
     iseg__free(img_ip);
     iseg__pool_free(pool);
-    np_free(&np);
+    iseg_coco_images_free(names, n_names);
     iseg__coco_file_free(&f);
     *out = ds;
     return st;
