@@ -24,6 +24,9 @@ int cli_parse_doubles(const char *s, double *out, int cap);
 /* comma-separated int64 list, allocated with malloc */
 int cli_parse_ids(const char *s, int64_t **out, size_t *n);
 
+/* monotonic clock in seconds */
+double cli_now(void);
+
 /* progress on stderr when it is a terminal and the stage takes a while */
 void cli_progress(const char *stage, size_t done, size_t total, void *user);
 void cli_progress_end(void);

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -273,12 +272,6 @@ static int64_t numeric_stem(const char *path) {
     return v;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -516,7 +509,7 @@ int cmd_predict(int argc, char **argv) {
     }
     if ((rc = out_open(&out, out_path))) goto done;
     out_open_done = true;
-    double t_all = now_s();
+    double t_all = cli_now();
     for (size_t k = 0; k < n_img; k++) {
         char pathbuf[PATH_MAX];
         const char *path;
@@ -543,9 +536,9 @@ int cmd_predict(int argc, char **argv) {
         }
         for (long long r = 0; r < repeat && st == ISEG_STATUS_OK; r++) {
             iseg_detections_free(&d);
-            double t0 = now_s();
+            double t0 = cli_now();
             st = iseg_infer_run(ctx, &img, &d);
-            dt = now_s() - t0;
+            dt = cli_now() - t0;
             tm[r] = iseg_infer_get_timings(ctx);
         }
         if (st != ISEG_STATUS_OK) {
@@ -577,7 +570,7 @@ int cmd_predict(int argc, char **argv) {
     if (!rc && dataset) {
         cli_progress_end();
         fprintf(out.to_stdout ? stderr : stdout, "%zu images in %.1f s\n", n_img,
-                now_s() - t_all);
+                cli_now() - t_all);
     }
 done:
     if (out_open_done) {

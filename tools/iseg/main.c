@@ -125,7 +125,7 @@ int cli_parse_ids(const char *s, int64_t **out, size_t *n_out) {
 static double g_prog_start, g_prog_last;
 static bool   g_prog_shown;
 
-static double now_s(void) {
+double cli_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
@@ -134,7 +134,7 @@ static double now_s(void) {
 void cli_progress(const char *stage, size_t done, size_t total, void *user) {
     (void)user;
     if (!isatty(STDERR_FILENO)) return;
-    double t = now_s();
+    double t = cli_now();
     if (g_prog_start == 0) g_prog_start = t;
     /* only for long runs, at most 10 updates a second */
     if (t - g_prog_start < 1.0 || (t - g_prog_last < 0.1 && done < total)) return;
