@@ -60,6 +60,13 @@ void iseg__pool_run(struct iseg__pool *pool, size_t n, size_t chunk, iseg__task_
 /* Number of online CPUs (>= 1). */
 int iseg__cpu_count(void);
 
+/* Read the file at path into *out (an empty, zeroed buffer; the caller frees it with
+ * iseg__buf_free), stopping early once its first magic_len bytes differ from magic (the decoder
+ * then reports what the file is not, without the whole file read). EIO ("<path>: cannot open:
+ * ...", "<path>: read error: ...") or ENOMEM, with the message in err. */
+enum iseg_status iseg__read_file_magic(const char *path, const void *magic, size_t magic_len,
+                                       struct iseg__buf *out, char *err, size_t errlen);
+
 /* Write a file atomically: data goes to "<path>.tmp.<pid>", which is renamed over path.
  * path "-" writes to stdout. errbuf receives a message on failure. */
 enum iseg_status iseg__write_file_atomic(const char *path, const void *data, size_t n,

@@ -171,6 +171,35 @@ int iseg__cpu_count(void) {
     return n < 1 ? 1 : (int)n;
 }
 
+enum iseg_status iseg__read_file_magic(const char *path, const void *magic, size_t magic_len,
+                                       struct iseg__buf *out, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (err && errlen) snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return ISEG_STATUS_EIO;
+    }
+    enum iseg_status st = ISEG_STATUS_OK;
+    for (;;) {
+        if (!iseg__buf_reserve(out, (size_t)1 << 16)) {
+            if (err && errlen) snprintf(err, errlen, "%s: out of memory reading the file", path);
+            st = ISEG_STATUS_ENOMEM;
+            break;
+        }
+        size_t k = fread(out->data + out->len, 1, out->cap - out->len, f);
+        out->len += k;
+        if (ferror(f)) {
+            if (err && errlen)
+                snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+            st = ISEG_STATUS_EIO;
+            break;
+        }
+        if (k == 0 || feof(f)) break;
+        if (out->len >= magic_len && memcmp(out->data, magic, magic_len) != 0) break;
+    }
+    fclose(f);
+    return st;
+}
+
 enum iseg_status iseg__write_file_atomic(const char *path, const void *data, size_t n,
                                          char *errbuf, size_t errlen) {
     if (strcmp(path, "-") == 0) {

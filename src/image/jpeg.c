@@ -266,37 +266,12 @@ enum iseg_status iseg_jpeg_read(const char *path, struct iseg_image *out, char *
                                 size_t errlen) {
     ISEG_ASSERT(path && out);
     memset(out, 0, sizeof(*out));
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return ISEG_STATUS_EIO;
-    }
-    enum iseg_status st  = ISEG_STATUS_OK;
     struct iseg__buf buf = {0};
-    for (;;) {
-        if (!iseg__buf_reserve(&buf, (size_t)1 << 16)) {
-            set_err(err, errlen, "%s: out of memory reading the file", path);
-            st = ISEG_STATUS_ENOMEM;
-            goto out_close;
-        }
-        size_t k = fread(buf.data + buf.len, 1, buf.cap - buf.len, f);
-        buf.len += k;
-        if (ferror(f)) {
-            set_err(err, errlen, "%s: read error: %s", path, strerror(errno));
-            st = ISEG_STATUS_EIO;
-            goto out_close;
-        }
-        if (k == 0 || feof(f)) break;
-        /* Stop early on something that is clearly not a JPEG rather than slurping it whole. */
-        if (buf.len >= 2 && ((uint8_t)buf.data[0] != 0xFF || (uint8_t)buf.data[1] != 0xD8))
-            break;
+    enum iseg_status st  = iseg__read_file_magic(path, "\xFF\xD8", 2, &buf, err, errlen);
+    if (st == ISEG_STATUS_OK) {
+        struct iseg_image_limits dflt = iseg_image_default_limits();
+        st = decode((const uint8_t *)buf.data, buf.len, &dflt, path, out, err, errlen);
     }
-    fclose(f);
-    f  = NULL;
-    struct iseg_image_limits dflt = iseg_image_default_limits();
-    st = decode((const uint8_t *)buf.data, buf.len, &dflt, path, out, err, errlen);
-out_close:
-    if (f) fclose(f);
     iseg__buf_free(&buf);
     return st;
 }

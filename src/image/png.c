@@ -612,35 +612,11 @@ enum iseg_status iseg_png_read(const char *path, struct iseg_image *out, char *e
                                size_t errlen) {
     ISEG_ASSERT(path && out);
     memset(out, 0, sizeof(*out));
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        set_err(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        return ISEG_STATUS_EIO;
-    }
-    enum iseg_status st  = ISEG_STATUS_OK;
     struct iseg__buf buf = {0};
-    for (;;) {
-        if (!iseg__buf_reserve(&buf, (size_t)1 << 16)) {
-            set_err(err, errlen, "%s: out of memory reading the file", path);
-            st = ISEG_STATUS_ENOMEM;
-            goto out_close;
-        }
-        size_t k = fread(buf.data + buf.len, 1, buf.cap - buf.len, f);
-        buf.len += k;
-        if (ferror(f)) {
-            set_err(err, errlen, "%s: read error: %s", path, strerror(errno));
-            st = ISEG_STATUS_EIO;
-            goto out_close;
-        }
-        if (k == 0 || feof(f)) break;
-        /* Stop early on something that is clearly not a PNG rather than slurping it whole. */
-        if (buf.len >= 8 && memcmp(buf.data, "\x89PNG\r\n\x1a\n", 8) != 0) break;
+    enum iseg_status st  = iseg__read_file_magic(path, "\x89PNG\r\n\x1a\n", 8, &buf, err, errlen);
+    if (st == ISEG_STATUS_OK) {
+        st = decode(buf.data, buf.len, NULL, path, out, err, errlen);
     }
-    fclose(f);
-    f  = NULL;
-    st = decode(buf.data, buf.len, NULL, path, out, err, errlen);
-out_close:
-    if (f) fclose(f);
     iseg__buf_free(&buf);
     return st;
 }
