@@ -4,7 +4,7 @@
  *   struct st_file f;
  *   st_open(&f, "loss.safetensors");          // tests/golden/train/; skips the test if absent
  *   size_t n;
- *   double *x = st_get(&f, "bce.x", &n);       // F32, F64 or I64; caller frees
+ *   double *x = st_get(&f, "bce.x", &n);       // F32, F64, I64 or U8; caller frees
  *   st_close(&f);
  */
 #ifndef ISEG_TEST_GOLDEN_ST_H
@@ -36,7 +36,7 @@ static inline void st_close(struct st_file *f) {
 }
 
 /* Tensor `name` converted to doubles (caller frees); *n receives its element count. Fails the
- * test when the tensor is missing or not F32, F64 or I64. */
+ * test when the tensor is missing or not F32, F64, I64 or U8. */
 static inline double *st_get(const struct st_file *f, const char *name, size_t *n) {
     const struct iseg_weight *t = iseg_weights_find(f->w, name);
     ASSERT_MSG(t, "golden tensor %s missing", name);
@@ -51,6 +51,8 @@ static inline double *st_get(const struct st_file *f, const char *name, size_t *
             v[i] = x;
         } else if (t->dtype == ISEG_DTYPE_F64) {
             memcpy(&v[i], src + 8 * i, 8);
+        } else if (t->dtype == ISEG_DTYPE_U8) {
+            v[i] = (unsigned char)src[i];
         } else {
             ASSERT_MSG(t->dtype == ISEG_DTYPE_I64, "golden tensor %s: dtype %s", name,
                        iseg_dtype_name(t->dtype));

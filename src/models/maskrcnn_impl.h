@@ -7,6 +7,7 @@
 #include "iseg/model.h"
 #include "iseg/nn.h"
 #include "iseg/tensor.h"
+#include "iseg/weights.h"
 
 #define MRCNN_MAX_BLOCKS 64 /* residual blocks over the four stages (ResNet-50: 16) */
 #define MRCNN_N_LEVELS 5  /* P2..P6 */
@@ -70,5 +71,41 @@ struct iseg_model {
     float          *mask_logit_w; /* (K, mask_ch) */
     float          *mask_logit_b; /* (K) */
 };
+
+/* The dimensions of a ResNet-FPN Mask R-CNN state dict (plain torchvision names) and its
+ * inference defaults from the metadata; EFORMAT with a message naming what is missing. */
+enum iseg_status mrcnn_cfg_read(const iseg_weights_t w, struct mrcnn_cfg *g,
+                                struct iseg_infer_params *infer, char *err, size_t errlen);
+
+/* ---- region proposals (maskrcnn_rpn.c), shared by inference and training ---- */
+
+/* torchvision.ops.batched_nms as it dispatches on the CPU: for up to 1000 boxes the coordinate
+ * trick (boxes offset by idx * (max + 1) in float, one NMS), otherwise one NMS per group.
+ * Returns the number kept (keep in score order), -1 when the arena is exhausted. */
+int mrcnn_batched_nms(iseg_arena_t a, int *keep, const float *boxes, const float *scores,
+                      const int *idxs, int n, float thresh);
+
+/* Proposal candidates gathered level by level (rpn.py filter_proposals). */
+struct mrcnn_props {
+    iseg_arena_t a;
+    int          pre; /* pre_nms_top_n per level */
+    int          n;   /* candidates so far */
+    float       *boxes, *scores, *deltas, *anchors;
+    int         *lvl;
+};
+/* Room for the top `pre` of each level; level_hw[l] = H * W of level l. false on ENOMEM. */
+bool mrcnn_props_init(struct mrcnn_props *p, iseg_arena_t a, const int *level_hw, int pre);
+/* Add level l's top-k anchors by objectness logit (obj (A, H, W); dmap (4 A, H, W) deltas,
+ * anchor-major), with their anchors (size, strides) and deltas. */
+bool mrcnn_props_add_level(struct mrcnn_props *p, int l, const float *obj, const float *dmap,
+                           int H, int W, float size, int stride_h, int stride_w);
+/* Decode, sigmoid, clip to the image, drop boxes with a side < 1e-3, batched NMS per level,
+ * keep the first `post`: *out_boxes (out_n, 4) from the arena. */
+bool mrcnn_props_finish(struct mrcnn_props *p, int img_h, int img_w, float nms_thresh, int post,
+                        float **out_boxes, int *out_n);
+
+/* The image size GeneralizedRCNNTransform resizes an H0 x W0 image to (its float32
+ * arithmetic): short side min_size unless the long side would exceed max_size. */
+void mrcnn_resized_size(int H0, int W0, int min_size, int max_size, int *oh, int *ow);
 
 #endif /* ISEG_MASKRCNN_IMPL_H */

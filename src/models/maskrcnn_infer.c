@@ -258,93 +258,15 @@ static bool fpn(struct iseg_infer *c, const struct fmap C[4], struct fmap P[MRCN
 
 /* ---- RPN ---------------------------------------------------------------------------------- */
 
-struct scored {
-    float v;
-    int   i;
-};
-
-/* descending value, then ascending index */
-static int cmp_scored_desc(const void *a, const void *b) {
-    const struct scored *x = a, *y = b;
-    if (x->v > y->v) return -1;
-    if (x->v < y->v) return 1;
-    return (x->i > y->i) - (x->i < y->i);
-}
-
-/* Indices of the k largest values (sorted descending, ties by index): quickselect on the
- * threshold then a sort of the survivors. s has n entries and is reordered. */
-static void top_k(struct scored *s, int n, int k) {
-    if (k >= n) {
-        qsort(s, (size_t)n, sizeof(*s), cmp_scored_desc);
-        return;
-    }
-    int lo = 0, hi = n - 1;
-    while (lo < hi) {
-        struct scored pivot = s[lo + (hi - lo) / 2];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (cmp_scored_desc(&s[i], &pivot) < 0) i++;
-            while (cmp_scored_desc(&s[j], &pivot) > 0) j--;
-            if (i <= j) {
-                struct scored t = s[i];
-                s[i] = s[j];
-                s[j] = t;
-                i++;
-                j--;
-            }
-        }
-        if (k - 1 <= j) hi = j;
-        else if (k - 1 >= i) lo = i;
-        else break;
-    }
-    qsort(s, (size_t)k, sizeof(*s), cmp_scored_desc);
-}
-
-/* Batched NMS exactly as torchvision.ops.batched_nms dispatches it on the CPU: for up to 1000
- * boxes (4000 coordinates) the coordinate trick (boxes offset by idx * (max + 1) in float, one
- * NMS), otherwise one NMS per group. Returns the number kept (keep in score order). */
-static int batched_nms_tv(struct iseg_infer *c, int *keep, const float *boxes,
-                          const float *scores, const int *idxs, int n, float thresh) {
-    if (n == 0) return 0;
-    if ((size_t)n * 4 > 4000) {
-        int *scratch = iseg_arena_alloc(c->a, sizeof(int) * 2 * (size_t)n);
-        if (!scratch) return -1;
-        return iseg_batched_nms(keep, scratch, boxes, scores, idxs, n, thresh);
-    }
-    float maxc = -INFINITY;
-    for (int i = 0; i < 4 * n; i++) maxc = fmaxf(maxc, boxes[i]);
-    float *shifted = alloc_f(c, (size_t)4 * n);
-    int *order = iseg_arena_alloc(c->a, sizeof(int) * (size_t)n);
-    if (!shifted || !order) return -1;
-    for (int i = 0; i < n; i++) {
-        float off = (float)idxs[i] * (maxc + 1.0f);
-        for (int k = 0; k < 4; k++) shifted[4 * i + k] = boxes[4 * i + k] + off;
-    }
-    return iseg_nms(keep, order, shifted, scores, n, thresh);
-}
-
 /* ref: rpn.py RegionProposalNetwork.forward + filter_proposals (test mode).
  * Writes up to post_nms_top_n proposals (N, 4) in resized-image coordinates. */
 static bool rpn(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], int img_h, int img_w,
                 int pad_h, int pad_w, float **out_boxes, int *out_n) {
     const iseg_model_t m = c->m;
-    const float *sizes = m->cfg.anchor_sizes;
-    static const float ratios[MRCNN_N_ANCHORS] = {0.5f, 1.0f, 2.0f};
-    const float clip = (float)log(1000.0 / 16);
-    const float w1[4] = {1, 1, 1, 1};
-    int pre = c->p.rpn_pre_nms_top_n;
-    int cap = 0;
-    for (int l = 0; l < MRCNN_N_LEVELS; l++) {
-        int n = P[l].H * P[l].W * MRCNN_N_ANCHORS;
-        cap += n < pre ? n : pre;
-    }
-    float *boxes = alloc_f(c, (size_t)4 * cap);
-    float *scores = alloc_f(c, (size_t)cap);
-    int *lvl = iseg_arena_alloc(c->a, sizeof(int) * (size_t)cap);
-    float *deltas = alloc_f(c, (size_t)4 * cap);
-    float *anchors = alloc_f(c, (size_t)4 * cap);
-    if (!boxes || !scores || !lvl || !deltas || !anchors) return false;
-    int n = 0;
+    int level_hw[MRCNN_N_LEVELS];
+    for (int l = 0; l < MRCNN_N_LEVELS; l++) level_hw[l] = P[l].H * P[l].W;
+    struct mrcnn_props pr;
+    if (!mrcnn_props_init(&pr, c->a, level_hw, c->p.rpn_pre_nms_top_n)) return false;
     double t0 = iseg__now();
     for (int l = 0; l < MRCNN_N_LEVELS; l++) {
         struct iseg_arena_mark mark = iseg_arena_mark(c->a);
@@ -359,59 +281,18 @@ static bool rpn(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], int i
         char name[32];
         snprintf(name, sizeof(name), "rpn.head.p%d", l + 2);
         emit(c, name, o.d, 4, 1, o.C, o.H, o.W);
-        int HW = o.H * o.W, na = HW * MRCNN_N_ANCHORS;
-        struct scored *s = iseg_arena_alloc(c->a, sizeof(*s) * (size_t)na);
-        if (!s) return false;
-        /* objectness (A, H, W) -> flattened (H, W, A) */
-        for (int a = 0; a < MRCNN_N_ANCHORS; a++)
-            for (int p = 0; p < HW; p++) {
-                s[p * MRCNN_N_ANCHORS + a].v = o.d[(size_t)a * HW + p];
-                s[p * MRCNN_N_ANCHORS + a].i = p * MRCNN_N_ANCHORS + a;
-            }
-        int k = na < pre ? na : pre;
-        top_k(s, na, k);
-        float base[MRCNN_N_ANCHORS * 4];
-        iseg_anchors(base, sizes[l], ratios, MRCNN_N_ANCHORS, 1, 1, 1, 1);
-        int stride_h = pad_h / o.H, stride_w = pad_w / o.W;
-        for (int j = 0; j < k; j++) {
-            int idx = s[j].i, a = idx % MRCNN_N_ANCHORS, p = idx / MRCNN_N_ANCHORS;
-            int y = p / o.W, x = p % o.W;
-            float sx = (float)(x * stride_w), sy = (float)(y * stride_h);
-            float *an = anchors + 4 * (n + j);
-            an[0] = sx + base[4 * a + 0];
-            an[1] = sy + base[4 * a + 1];
-            an[2] = sx + base[4 * a + 2];
-            an[3] = sy + base[4 * a + 3];
-            for (int q = 0; q < 4; q++)
-                deltas[4 * (n + j) + q] = o.d[(size_t)(3 + a * 4 + q) * HW + p];
-            scores[n + j] = s[j].v;
-            lvl[n + j] = l;
-        }
-        n += k;
+        /* channels 0..2 objectness, 3..14 deltas */
+        if (!mrcnn_props_add_level(&pr, l, o.d, o.d + (size_t)MRCNN_N_ANCHORS * o.H * o.W, o.H,
+                                   o.W, m->cfg.anchor_sizes[l], pad_h / o.H, pad_w / o.W))
+            return false;
         iseg_arena_release(c->a, mark);
         c->tm.rpn_proposals += lap(&t0);
     }
-    iseg_box_decode(boxes, deltas, anchors, n, w1, clip);
-    iseg_sigmoid(scores, scores, (size_t)n);
-    iseg_box_clip(boxes, n, (float)img_h, (float)img_w);
-    /* remove small boxes (side < 1e-3) and scores < 0 (never: sigmoid), compacting */
-    int kept = 0;
-    for (int i = 0; i < n; i++) {
-        float w = boxes[4 * i + 2] - boxes[4 * i], hh = boxes[4 * i + 3] - boxes[4 * i + 1];
-        if (!(w >= 1e-3f && hh >= 1e-3f) || !(scores[i] >= 0.0f)) continue;
-        memmove(boxes + 4 * kept, boxes + 4 * i, 4 * sizeof(float));
-        scores[kept] = scores[i];
-        lvl[kept] = lvl[i];
-        kept++;
-    }
-    int *keep = iseg_arena_alloc(c->a, sizeof(int) * (size_t)(kept ? kept : 1));
-    if (!keep) return false;
-    int nk = batched_nms_tv(c, keep, boxes, scores, lvl, kept, c->p.rpn_nms_thresh);
-    if (nk < 0) return false;
-    if (nk > c->p.rpn_post_nms_top_n) nk = c->p.rpn_post_nms_top_n;
-    float *props = alloc_f(c, (size_t)4 * (nk ? nk : 1));
-    if (!props) return false;
-    for (int i = 0; i < nk; i++) memcpy(props + 4 * i, boxes + 4 * keep[i], 4 * sizeof(float));
+    float *props;
+    int nk;
+    if (!mrcnn_props_finish(&pr, img_h, img_w, c->p.rpn_nms_thresh, c->p.rpn_post_nms_top_n,
+                            &props, &nk))
+        return false;
     emit(c, "rpn.proposals", props, 2, nk, 4, 1, 1);
     c->tm.rpn_proposals += lap(&t0);
     *out_boxes = props;
@@ -533,7 +414,7 @@ static bool box_head(struct iseg_infer *c, const struct fmap P[MRCNN_N_LEVELS], 
         }
     int *keep = iseg_arena_alloc(c->a, sizeof(int) * (size_t)(n ? n : 1));
     if (!keep) return false;
-    int nk = batched_nms_tv(c, keep, cb, cs, cl, n, c->p.nms_thresh);
+    int nk = mrcnn_batched_nms(c->a, keep, cb, cs, cl, n, c->p.nms_thresh);
     if (nk < 0) return false;
     if (nk > c->p.detections_per_img) nk = c->p.detections_per_img;
     struct det *d = iseg_arena_alloc(c->a, sizeof(*d) * (size_t)(nk ? nk : 1));
@@ -790,13 +671,8 @@ enum iseg_status iseg_infer_run(iseg_infer_t c, const struct iseg_image *img,
     iseg_arena_reset(c->a);
     enum iseg_status st = ISEG_STATUS_ENOMEM;
     float *x0;
-    /* ref: transform.py _resize_image_and_masks: scale in float32, size floored in double */
-    float mn = (float)(H0 < W0 ? H0 : W0), mx = (float)(H0 > W0 ? H0 : W0);
-    /* python's `800.0 / tensor` is Tensor.__rtruediv__: reciprocal() * 800, in float32 */
-    volatile float r1 = 1.0f / mn, r2 = 1.0f / mx;
-    float s1 = r1 * (float)c->p.min_size, s2 = r2 * (float)c->p.max_size;
-    float scale = s1 < s2 ? s1 : s2;
-    int oh = (int)floor((double)H0 * (double)scale), ow = (int)floor((double)W0 * (double)scale);
+    int oh, ow;
+    mrcnn_resized_size(H0, W0, c->p.min_size, c->p.max_size, &oh, &ow);
     if (oh < 1 || ow < 1 || oh > 16384 || ow > 16384) {
         snprintf(c->err, sizeof(c->err),
                  "image of %dx%d pixels resizes to %dx%d at min_size %d, max_size %d (too "

@@ -715,3 +715,26 @@ enum iseg_status iseg_model_init_from_file(iseg_model_t *m, const char *path,
     iseg_weights_free(w);
     return st;
 }
+
+enum iseg_status mrcnn_cfg_read(const iseg_weights_t w, struct mrcnn_cfg *g,
+                                struct iseg_infer_params *infer, char *err, size_t errlen) {
+    struct binder b = {.w = w, .prefix = "", .err = err, .errlen = errlen};
+    b.n = iseg_weights_count(w);
+    const struct iseg_weight *cls = peek(&b, "roi_heads.box_predictor.cls_score.weight");
+    if (!peek(&b, "backbone.body.conv1.weight") || !cls || cls->ndim != 2 || cls->shape[0] < 2 ||
+        cls->shape[0] > 100000)
+        return fail(&b, ISEG_STATUS_EFORMAT,
+                    "not a Mask R-CNN state dict (backbone.body.conv1.weight or "
+                    "roi_heads.box_predictor.cls_score.weight missing or malformed)");
+    iseg_model_t m = iseg__calloc(1, sizeof(*m));
+    if (!m) return fail(&b, ISEG_STATUS_ENOMEM, "out of memory");
+    m->num_classes = (int)cls->shape[0];
+    enum iseg_status st = cfg_infer(&b, &m->cfg, m->num_classes);
+    if (!st) st = read_metadata(&b, m);
+    if (!st) {
+        *g = m->cfg;
+        if (infer) *infer = m->infer;
+    }
+    iseg_model_free(m);
+    return st;
+}
