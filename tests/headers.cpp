@@ -17,6 +17,8 @@
 #include "iseg/weights.h"
 #include "iseg/model.h"
 #include "iseg/dataset.h"
+#include "iseg/synth.h"
+#include "iseg/train.h"
 
 #include <cstdio>
 #include <cstring>

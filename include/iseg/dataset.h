@@ -191,6 +191,9 @@ struct iseg_loader_params {
     bool     drop_last;          /* default false: the last batch of an epoch may be smaller */
     uint64_t seed;               /* default 0 */
     int      n_threads;          /* decode threads; 0: every CPU; default 1 */
+    uint64_t start_batch;        /* first batch handed out, counted over epochs
+                                    (epoch * batches per epoch + step): resumes a run with
+                                    the very batches it would have seen; default 0 */
     /* augmentation, applied in this order to each sample */
     double   hflip_p;            /* default 0.5 */
     double   vflip_p;            /* default 0 */

@@ -184,7 +184,7 @@ static void produce(struct iseg_loader *ld, struct lbuf *b, uint64_t seq) {
 
 static void *producer_main(void *arg) {
     struct iseg_loader *ld  = arg;
-    uint64_t            seq = 0;
+    uint64_t            seq = ld->p.start_batch;
     pthread_mutex_lock(&ld->lock);
     for (;;) {
         struct lbuf *b = &ld->buf[seq % 2];
@@ -240,6 +240,7 @@ enum iseg_status iseg_loader_init(iseg_loader_t *out, iseg_dataset_t ds,
     ld->n         = n;
     ld->n_batches = p.drop_last ? n / p.batch_size : (n + p.batch_size - 1) / p.batch_size;
     ld->held      = -1;
+    ld->next_take = p.start_batch;
     atomic_init(&ld->stop_fast, false);
     pthread_mutex_init(&ld->lock, NULL);
     pthread_cond_init(&ld->cond, NULL);

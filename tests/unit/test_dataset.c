@@ -643,6 +643,11 @@ TEST(loader_deterministic) {
     same = 0;
     for (int k = 0; k < NB; k++) same += c[k] == d[k];
     ASSERT(same < NB);
+    /* a loader started at batch 5 (epoch 1, step 1) hands out batches 5, 6, 7 of the run */
+    struct iseg_loader_params r = aug_params(42, 2);
+    r.start_batch = 5;
+    run_loader(ds, &r, NB - 5, c, NULL);
+    for (int k = 5; k < NB; k++) ASSERT_EQ_U64(c[k - 5], a[k]);
     iseg_dataset_free(ds);
     leak_check_end();
 }

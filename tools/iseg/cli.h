@@ -5,6 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+
+#include "iseg/model.h"
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_ERR 2
@@ -34,6 +37,12 @@ void cli_progress_end(void);
 /* library log messages (warnings) go to stderr */
 void cli_install_log(bool verbose);
 
+/* cmd_predict.c: append detections as COCO results JSON objects ("," between them; *first
+ * tracks the first), category ids from the model's metadata; 0 or CLI_EXIT_ERR */
+int cli_write_detections(FILE *f, bool *first, int64_t image_id,
+                         const struct iseg_detections *d, const iseg_model_t m);
+
+int cmd_train(int argc, char **argv);             /* cmd_train.c: Mask R-CNN training */
 int cmd_eval(int argc, char **argv);
 int cmd_panoptic(int argc, char **argv);          /* cmd_panoptic.c: dispatch */
 int cmd_panoptic_eval(int argc, char **argv);     /* cmd_panoptic_eval.c */
@@ -42,5 +51,6 @@ int cmd_panoptic_convert(int argc, char **argv);  /* cmd_panoptic_fuse.c */
 int cmd_convert(int argc, char **argv);           /* cmd_convert.c: weights to safetensors */
 int cmd_predict(int argc, char **argv);           /* cmd_predict.c: Mask R-CNN inference */
 int cmd_dump(int argc, char **argv);              /* cmd_predict.c: intermediate tensors */
+int cmd_synth(int argc, char **argv);             /* cmd_synth.c: synthetic nuclei data */
 
 #endif /* ISEG_CLI_H */

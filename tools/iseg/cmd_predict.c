@@ -144,31 +144,38 @@ static int out_open(struct out *o, const char *path) {
     return 0;
 }
 
-static int out_write(struct out *o, int64_t image_id, const struct iseg_detections *d,
-                     const iseg_model_t m) {
-    if (!o->f) return 0;
+int cli_write_detections(FILE *f, bool *first, int64_t image_id,
+                         const struct iseg_detections *d, const iseg_model_t m) {
     for (size_t i = 0; i < d->n; i++) {
         const struct iseg_detection *x = &d->d[i];
         char *s = NULL;
         size_t len = 0;
         if (iseg_rle_to_string(&x->mask, &s, &len) != ISEG_STATUS_OK)
             return cli_error("out of memory");
-        fprintf(o->f,
+        fprintf(f,
                 "%s\n{\"image_id\": %lld, \"category_id\": %lld, \"bbox\": [%.2f, %.2f, %.2f, "
                 "%.2f], \"score\": %.6f, \"segmentation\": {\"size\": [%u, %u], "
                 "\"counts\": \"",
-                o->first ? "" : ",", (long long)image_id,
+                *first ? "" : ",", (long long)image_id,
                 (long long)iseg_model_category_id(m, x->label), x->box[0], x->box[1],
                 x->box[2] - x->box[0], x->box[3] - x->box[1], x->score, d->h, d->w);
         /* the RLE alphabet ('0'..'o') holds one character JSON escapes: the backslash */
         for (size_t k = 0; k < len; k++) {
-            if (s[k] == '\\') fputc('\\', o->f);
-            fputc(s[k], o->f);
+            if (s[k] == '\\') fputc('\\', f);
+            fputc(s[k], f);
         }
-        fputs("\"}}", o->f);
+        fputs("\"}}", f);
         iseg_free(s);
-        o->first = false;
+        *first = false;
     }
+    return 0;
+}
+
+static int out_write(struct out *o, int64_t image_id, const struct iseg_detections *d,
+                     const iseg_model_t m) {
+    if (!o->f) return 0;
+    int rc = cli_write_detections(o->f, &o->first, image_id, d, m);
+    if (rc) return rc;
     if (ferror(o->f)) return cli_error("%s: write error", o->path ? o->path : "stdout");
     return 0;
 }
