@@ -104,6 +104,16 @@ enum iseg_status iseg_augment_resize(struct iseg_sample *s, uint32_t new_w, uint
 enum iseg_status iseg_augment_scale_jitter(struct iseg_sample *s, struct iseg_rng *rng,
                                            double min_scale, double max_scale);
 
+/* Crop to the cw x ch window at (x0, y0) (inside the image; EINVAL otherwise): image, masks
+ * (decoded column by column, re-encoded), boxes shifted and clipped; the box of a mask the
+ * window cuts becomes its tight box. Instances left without pixels are dropped. ENOMEM. */
+enum iseg_status iseg_augment_crop(struct iseg_sample *s, uint32_t x0, uint32_t y0, uint32_t cw,
+                                   uint32_t ch);
+/* RandomCrop: a window of min(w, max_w) x min(h, max_h) at a uniform position (two draws
+ * always); nothing changes when the image fits. EINVAL for a zero size. */
+enum iseg_status iseg_augment_random_crop(struct iseg_sample *s, struct iseg_rng *rng,
+                                          uint32_t max_w, uint32_t max_h);
+
 /* ---- occlusion ---- */
 enum iseg_fill {
     ISEG_FILL_VALUE  = 0, /* the constant colour `value` */

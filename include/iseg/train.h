@@ -19,7 +19,7 @@
  *       }
  *       iseg_optim_step(opt);
  *   }
- *   iseg_trainer_save(t, "model.safetensors", NULL, true, err, sizeof(err));
+ *   iseg_trainer_save(t, "model.safetensors", NULL, true, NULL, 0, err, sizeof(err));
  *   iseg_optim_free(opt);
  *   iseg_trainer_free(t);
  *
@@ -105,6 +105,9 @@ enum iseg_mask_loss iseg_mask_loss_from_name(const char *name);
 
 struct iseg_trainer_params {
     int    min_size, max_size;      /* image scaling (default 512, 1024) */
+    int    crop_size;               /* > 0: then a random crop of at most crop_size squared
+                                       (iseg_augment_random_crop, the trainer's PRNG): the
+                                       cost of a step is bounded; default 0 (whole image) */
     int    rpn_batch;               /* anchors sampled per image (256) */
     double rpn_pos_fraction;        /* (0.5) */
     int    rpn_pre_nms, rpn_post_nms; /* proposals per level before NMS, in all after (2000) */
@@ -174,6 +177,11 @@ struct iseg_train_losses {
     int    roi_pos, roi_neg; /* sampled RoIs */
     int    n_gt;           /* ground-truth instances after resizing */
     int    height, width;  /* resized image */
+    /* wall time of the step's parts in milliseconds: forward backbone + FPN, RPN (head,
+     * proposals, anchor targets), box head, mask head (with its targets); backward of the
+     * mask head, box head, RPN head, FPN + backbone */
+    double ms_fwd_backbone, ms_fwd_rpn, ms_fwd_box, ms_fwd_mask;
+    double ms_bwd_mask, ms_bwd_box, ms_bwd_rpn, ms_bwd_backbone;
 };
 
 /* Forward and backward of one sample: gradients += grad_scale * d(total)/d(parameter)
@@ -184,12 +192,20 @@ struct iseg_train_losses {
 enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *s, float grad_scale,
                                    struct iseg_train_losses *out);
 
-/* Write the model as a safetensors state dict (parameters and running statistics; F16 when
- * f16, else F32) atomically, with metadata (NULL or key, value, ..., NULL) plus the model's
- * own (iseg.anchor_sizes, iseg.min_size, iseg.max_size). */
+/* Write the model as a safetensors state dict (parameters and running statistics; the
+ * parameters F16 when f16, else F32; running statistics always F32) atomically, with metadata
+ * (NULL or key, value, ..., NULL) plus the model's own (iseg.anchor_sizes, iseg.min_size,
+ * iseg.max_size), and n_extra further tensors (e.g. a checkpoint's optimizer state, named
+ * "opt.*" or "train.*" so that iseg_trainer_from_weights() skips them). */
 enum iseg_status iseg_trainer_save(const iseg_trainer_t t, const char *path,
-                                   const char *const *metadata, bool f16, char *err,
+                                   const char *const *metadata, bool f16,
+                                   const struct iseg_weight *extra, size_t n_extra, char *err,
                                    size_t errlen);
+
+/* The PRNG of the samplers (to save and restore with a checkpoint). */
+struct iseg_rng *iseg_trainer_rng(iseg_trainer_t t);
+/* The training parameters in use. */
+struct iseg_trainer_params iseg_trainer_get_params(const iseg_trainer_t t);
 
 /* Message of the last failure. */
 const char *iseg_trainer_last_error(const iseg_trainer_t t);

@@ -10,50 +10,93 @@
 
 #include "core/core_impl.h"
 #include "iseg/nn.h"
+#include "nn/nn_impl.h" /* iseg__engine_run */
 
-/* col (K, ohw) with K = cin_g * kh * kw of one image and group; transposed: (ohw, K). */
-static void im2col(float *col, const float *x, const struct iseg_conv2d_desc *d, int cin_g,
-                   int h, int w, int oh, int ow, bool transposed) {
-    size_t K = (size_t)cin_g * d->kh * d->kw, ohw = (size_t)oh * ow;
-    for (int ci = 0; ci < cin_g; ci++)
-        for (int ky = 0; ky < d->kh; ky++)
-            for (int kx = 0; kx < d->kw; kx++) {
-                size_t       k  = ((size_t)ci * d->kh + ky) * d->kw + kx;
-                const float *xc = x + (size_t)ci * h * w;
-                for (int oy = 0; oy < oh; oy++) {
-                    int iy = oy * d->stride_h - d->pad_h + ky * d->dil_h;
-                    for (int ox = 0; ox < ow; ox++) {
-                        int   ix = ox * d->stride_w - d->pad_w + kx * d->dil_w;
-                        float v  = (iy >= 0 && iy < h && ix >= 0 && ix < w)
-                                       ? xc[(size_t)iy * w + ix]
-                                       : 0.0f;
-                        size_t p = (size_t)oy * ow + ox;
-                        if (transposed) col[p * K + k] = v;
-                        else col[k * ohw + p] = v;
-                    }
-                }
-            }
+/* Output pixels per GEMM: small images (the RoI heads' 14x14 maps) are batched, a chunk of
+ * images side by side in the columns, so that one GEMM covers many of them. */
+#define CHUNK_PIX 8192
+
+static int chunk_images(size_t ohw) {
+    size_t n = CHUNK_PIX / (ohw ? ohw : 1);
+    return n < 1 ? 1 : (int)n;
 }
 
-/* x (cin_g, h, w) += the adjoint of im2col for col (K, ohw). */
-static void col2im_add(float *x, const float *col, const struct iseg_conv2d_desc *d, int cin_g,
-                       int h, int w, int oh, int ow) {
-    size_t ohw = (size_t)oh * ow;
-    for (int ci = 0; ci < cin_g; ci++)
-        for (int ky = 0; ky < d->kh; ky++)
-            for (int kx = 0; kx < d->kw; kx++) {
-                size_t       k  = ((size_t)ci * d->kh + ky) * d->kw + kx;
-                float       *xc = x + (size_t)ci * h * w;
-                const float *cr = col + k * ohw;
-                for (int oy = 0; oy < oh; oy++) {
-                    int iy = oy * d->stride_h - d->pad_h + ky * d->dil_h;
-                    if (iy < 0 || iy >= h) continue;
-                    for (int ox = 0; ox < ow; ox++) {
-                        int ix = ox * d->stride_w - d->pad_w + kx * d->dil_w;
-                        if (ix >= 0 && ix < w) xc[(size_t)iy * w + ix] += cr[(size_t)oy * ow + ox];
-                    }
+/* Outputs o in [0, n_out) with 0 <= o * stride + off < n_in: [*lo, *hi). */
+static void valid_range(int n_out, int n_in, int stride, int off, int *lo, int *hi) {
+    int l = off >= 0 ? 0 : (-off + stride - 1) / stride;
+    int h = n_in - 1 - off < 0 ? 0 : (n_in - 1 - off) / stride + 1;
+    if (h > n_out) h = n_out;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* im2col / col2im of a chunk of images: col (K, P) with K = cin_g kh kw, image i of the chunk
+ * in columns [i ohw, (i + 1) ohw). One task per (image, input channel): each writes its own
+ * rows of col (im2col) or its own plane of x (col2im), so the tasks never race. */
+struct i2c {
+    float                         *col;
+    float                         *xw;  /* col2im target */
+    const float                   *x;   /* im2col source */
+    const struct iseg_conv2d_desc *d;
+    int                            cin_g, h, w, oh, ow;
+    size_t                         x_img, P; /* x floats per image; columns of col */
+};
+
+static void im2col_task(void *vctx, size_t item, int ith) {
+    const struct i2c *c = vctx;
+    const struct iseg_conv2d_desc *d = c->d;
+    (void)ith;
+    int img = (int)(item / (size_t)c->cin_g), ci = (int)(item % (size_t)c->cin_g);
+    const float *xc = c->x + (size_t)img * c->x_img + (size_t)ci * c->h * c->w;
+    size_t ohw = (size_t)c->oh * c->ow;
+    for (int ky = 0; ky < d->kh; ky++)
+        for (int kx = 0; kx < d->kw; kx++) {
+            size_t k = ((size_t)ci * d->kh + ky) * d->kw + kx;
+            float *row = c->col + k * c->P + (size_t)img * ohw;
+            int xlo, xhi;
+            valid_range(c->ow, c->w, d->stride_w, kx * d->dil_w - d->pad_w, &xlo, &xhi);
+            for (int oy = 0; oy < c->oh; oy++) {
+                float *r = row + (size_t)oy * c->ow;
+                int iy = oy * d->stride_h - d->pad_h + ky * d->dil_h;
+                if (iy < 0 || iy >= c->h || xlo >= xhi) {
+                    memset(r, 0, (size_t)c->ow * sizeof(float));
+                    continue;
                 }
+                for (int ox = 0; ox < xlo; ox++) r[ox] = 0.0f;
+                const float *src = xc + (size_t)iy * c->w + (xlo * d->stride_w - d->pad_w +
+                                                            kx * d->dil_w);
+                if (d->stride_w == 1) {
+                    memcpy(r + xlo, src, (size_t)(xhi - xlo) * sizeof(float));
+                } else {
+                    for (int ox = xlo; ox < xhi; ox++) r[ox] = src[(size_t)(ox - xlo) * d->stride_w];
+                }
+                for (int ox = xhi; ox < c->ow; ox++) r[ox] = 0.0f;
             }
+        }
+}
+
+static void col2im_task(void *vctx, size_t item, int ith) {
+    const struct i2c *c = vctx;
+    const struct iseg_conv2d_desc *d = c->d;
+    (void)ith;
+    int img = (int)(item / (size_t)c->cin_g), ci = (int)(item % (size_t)c->cin_g);
+    float *xc = c->xw + (size_t)img * c->x_img + (size_t)ci * c->h * c->w;
+    size_t ohw = (size_t)c->oh * c->ow;
+    for (int ky = 0; ky < d->kh; ky++)
+        for (int kx = 0; kx < d->kw; kx++) {
+            size_t k = ((size_t)ci * d->kh + ky) * d->kw + kx;
+            const float *row = c->col + k * c->P + (size_t)img * ohw;
+            int xlo, xhi;
+            valid_range(c->ow, c->w, d->stride_w, kx * d->dil_w - d->pad_w, &xlo, &xhi);
+            for (int oy = 0; oy < c->oh; oy++) {
+                int iy = oy * d->stride_h - d->pad_h + ky * d->dil_h;
+                if (iy < 0 || iy >= c->h) continue;
+                const float *r = row + (size_t)oy * c->ow;
+                float *dst = xc + (size_t)iy * c->w + (xlo * d->stride_w - d->pad_w + kx * d->dil_w);
+                for (int ox = xlo; ox < xhi; ox++) dst[(size_t)(ox - xlo) * d->stride_w] += r[ox];
+            }
+        }
 }
 
 static void transpose(float *dst, const float *src, size_t rows, size_t cols) {
@@ -66,10 +109,13 @@ size_t iseg_conv2d_train_scratch(const struct iseg_conv2d_desc *d, int h, int w)
     iseg_conv2d_out_hw(d, h, w, &oh, &ow);
     size_t K = (size_t)(d->cin / d->groups) * d->kh * d->kw, ohw = (size_t)oh * ow;
     size_t cout_g = (size_t)(d->cout / d->groups);
-    /* col or colT (K ohw), dcol (K ohw), W^T of one group (K cout_g) */
-    return 2 * K * ohw + K * cout_g;
+    size_t P = ohw * (size_t)chunk_images(ohw);
+    /* col (K P), dcol / dY^T / the forward's output (max(K, cout_g) P), the chunk's dY
+     * (cout_g P), W^T and dW^T (K cout_g each) */
+    return K * P + (K > cout_g ? K : cout_g) * P + cout_g * P + 2 * K * cout_g;
 }
 
+/* y (B, cout, oh, ow) (+)= conv(x) (+ bias) */
 static void conv_fwd(iseg_engine_t e, float *y, const float *x, const float *wt,
                      const float *bias, const struct iseg_conv2d_desc *d, int B, int h, int w,
                      float *scratch, bool accumulate) {
@@ -77,20 +123,41 @@ static void conv_fwd(iseg_engine_t e, float *y, const float *x, const float *wt,
     iseg_conv2d_out_hw(d, h, w, &oh, &ow);
     int    G = d->groups, cin_g = d->cin / G, cout_g = d->cout / G;
     size_t K = (size_t)cin_g * d->kh * d->kw, ohw = (size_t)oh * ow;
-    float *col = scratch;
-    for (int b = 0; b < B; b++)
-        for (int g = 0; g < G; g++) {
-            const float *xg = x + ((size_t)b * d->cin + (size_t)g * cin_g) * h * w;
-            float       *yg = y + ((size_t)b * d->cout + (size_t)g * cout_g) * ohw;
-            im2col(col, xg, d, cin_g, h, w, oh, ow, false);
-            iseg_sgemm(e, cout_g, (int)ohw, (int)K, wt + (size_t)g * cout_g * K, (int)K, col,
-                       (int)ohw, yg, (int)ohw, accumulate);
+    int    nbm = chunk_images(ohw);
+    float *col = scratch, *yc = scratch + K * ohw * (size_t)nbm;
+    for (int g = 0; g < G; g++) {
+        const float *wg = wt + (size_t)g * cout_g * K;
+        for (int b0 = 0; b0 < B; b0 += nbm) {
+            int    nb = B - b0 < nbm ? B - b0 : nbm;
+            size_t P = (size_t)nb * ohw;
+            struct i2c c = {col, NULL, x + ((size_t)b0 * d->cin + (size_t)g * cin_g) * h * w, d,
+                            cin_g, h, w, oh, ow, (size_t)d->cin * h * w, P};
+            iseg__engine_run(e, (size_t)nb * cin_g, im2col_task, &c);
+            float *y0 = y + ((size_t)b0 * d->cout + (size_t)g * cout_g) * ohw;
+            if (nb == 1) {
+                iseg_sgemm(e, cout_g, (int)ohw, (int)K, wg, (int)K, col, (int)ohw, y0, (int)ohw,
+                           accumulate);
+            } else {
+                iseg_sgemm(e, cout_g, (int)P, (int)K, wg, (int)K, col, (int)P, yc, (int)P, false);
+                for (int i = 0; i < nb; i++)
+                    for (int co = 0; co < cout_g; co++) {
+                        float *dst = y0 + ((size_t)i * d->cout + co) * ohw;
+                        const float *src = yc + (size_t)co * P + (size_t)i * ohw;
+                        if (accumulate)
+                            for (size_t p = 0; p < ohw; p++) dst[p] += src[p];
+                        else
+                            memcpy(dst, src, ohw * sizeof(float));
+                    }
+            }
             if (bias)
-                for (int co = 0; co < cout_g; co++) {
-                    float bv = bias[g * cout_g + co];
-                    for (size_t p = 0; p < ohw; p++) yg[(size_t)co * ohw + p] += bv;
-                }
+                for (int i = 0; i < nb; i++)
+                    for (int co = 0; co < cout_g; co++) {
+                        float  bv = bias[g * cout_g + co];
+                        float *yp = y0 + ((size_t)i * d->cout + co) * ohw;
+                        for (size_t p = 0; p < ohw; p++) yp[p] += bv;
+                    }
         }
+    }
 }
 
 void iseg_conv2d_fwd_raw(iseg_engine_t e, float *y, const float *x, const float *weight,
@@ -100,7 +167,8 @@ void iseg_conv2d_fwd_raw(iseg_engine_t e, float *y, const float *x, const float 
     conv_fwd(e, y, x, weight, bias, d, B, h, w, scratch, false);
 }
 
-/* dW (cout, K) += dY col^T; dx += col2im(W^T dY); db += sum dY */
+/* Per chunk of images: dW^T (K, cout_g) = col dY^T, added transposed to dW; dcol = W^T dY,
+ * then col2im into dx; db += sum dY. */
 static void conv_bwd(iseg_engine_t e, float *dx, float *dw, float *db, const float *dy,
                      const float *x, const float *weight, const struct iseg_conv2d_desc *d,
                      int B, int h, int w, float *scratch) {
@@ -108,28 +176,48 @@ static void conv_bwd(iseg_engine_t e, float *dx, float *dw, float *db, const flo
     iseg_conv2d_out_hw(d, h, w, &oh, &ow);
     int    G = d->groups, cin_g = d->cin / G, cout_g = d->cout / G;
     size_t K = (size_t)cin_g * d->kh * d->kw, ohw = (size_t)oh * ow;
-    float *col = scratch, *dcol = scratch + K * ohw, *wT = dcol + K * ohw;
+    int    nbm = chunk_images(ohw);
+    size_t Pm = (size_t)nbm * ohw, big = K > (size_t)cout_g ? K : (size_t)cout_g;
+    float *col = scratch, *dcol = col + K * Pm, *dyc = dcol + big * Pm, *wT = dyc + (size_t)cout_g * Pm;
+    float *tmp = wT + K * cout_g;
     for (int g = 0; g < G; g++) {
-        const float *wg = weight + (size_t)g * cout_g * K;
+        const float *wg = weight ? weight + (size_t)g * cout_g * K : NULL;
         if (dx) transpose(wT, wg, (size_t)cout_g, K);
-        for (int b = 0; b < B; b++) {
-            const float *dyg = dy + ((size_t)b * d->cout + (size_t)g * cout_g) * ohw;
+        for (int b0 = 0; b0 < B; b0 += nbm) {
+            int    nb = B - b0 < nbm ? B - b0 : nbm;
+            size_t P = (size_t)nb * ohw;
+            const float *dy0 = dy + ((size_t)b0 * d->cout + (size_t)g * cout_g) * ohw;
+            /* the chunk's dY as (cout_g, P) */
+            const float *dyp = dy0;
+            if (nb > 1) {
+                for (int i = 0; i < nb; i++)
+                    for (int co = 0; co < cout_g; co++)
+                        memcpy(dyc + (size_t)co * P + (size_t)i * ohw,
+                               dy0 + ((size_t)i * d->cout + co) * ohw, ohw * sizeof(float));
+                dyp = dyc;
+            }
             if (dw) {
-                const float *xg = x + ((size_t)b * d->cin + (size_t)g * cin_g) * h * w;
-                im2col(col, xg, d, cin_g, h, w, oh, ow, true);
-                iseg_sgemm(e, cout_g, (int)K, (int)ohw, dyg, (int)ohw, col, (int)K,
-                           dw + (size_t)g * cout_g * K, (int)K, true);
+                struct i2c c = {col, NULL, x + ((size_t)b0 * d->cin + (size_t)g * cin_g) * h * w,
+                                d, cin_g, h, w, oh, ow, (size_t)d->cin * h * w, P};
+                iseg__engine_run(e, (size_t)nb * cin_g, im2col_task, &c);
+                transpose(dcol, dyp, (size_t)cout_g, P); /* dY^T (P, cout_g) */
+                iseg_sgemm(e, (int)K, cout_g, (int)P, col, (int)P, dcol, cout_g, tmp, cout_g,
+                           false);
+                float *dwg = dw + (size_t)g * cout_g * K;
+                for (int co = 0; co < cout_g; co++)
+                    for (size_t k = 0; k < K; k++) dwg[(size_t)co * K + k] += tmp[k * cout_g + co];
             }
             if (dx) {
-                iseg_sgemm(e, (int)K, (int)ohw, cout_g, wT, cout_g, dyg, (int)ohw, dcol,
-                           (int)ohw, false);
-                col2im_add(dx + ((size_t)b * d->cin + (size_t)g * cin_g) * h * w, dcol, d,
-                           cin_g, h, w, oh, ow);
+                iseg_sgemm(e, (int)K, (int)P, cout_g, wT, cout_g, dyp, (int)P, dcol, (int)P,
+                           false);
+                struct i2c c = {dcol, dx + ((size_t)b0 * d->cin + (size_t)g * cin_g) * h * w,
+                                NULL, d, cin_g, h, w, oh, ow, (size_t)d->cin * h * w, P};
+                iseg__engine_run(e, (size_t)nb * cin_g, col2im_task, &c);
             }
             if (db)
                 for (int co = 0; co < cout_g; co++) {
                     float s = 0.0f;
-                    for (size_t p = 0; p < ohw; p++) s += dyg[(size_t)co * ohw + p];
+                    for (size_t p = 0; p < P; p++) s += dyp[(size_t)co * P + p];
                     db[g * cout_g + co] += s;
                 }
         }
@@ -169,9 +257,8 @@ size_t iseg_deconv2d_train_scratch(const struct iseg_deconv2d_desc *d, int h, in
     int oh, ow;
     iseg_deconv2d_out_hw(d, h, w, &oh, &ow);
     struct iseg_conv2d_desc c = adjoint_desc(d);
-    /* the adjoint conv runs on (oh, ow) inputs and produces (h, w); plus one output image
-     * for the accumulating backward-data */
-    return iseg_conv2d_train_scratch(&c, oh, ow) + (size_t)d->cin * h * w;
+    /* the adjoint conv runs on (oh, ow) inputs and produces (h, w) */
+    return iseg_conv2d_train_scratch(&c, oh, ow);
 }
 
 void iseg_deconv2d_fwd_raw(iseg_engine_t e, float *y, const float *x, const float *weight,
@@ -202,17 +289,8 @@ void iseg_deconv2d_bwd(iseg_engine_t e, float *dx, float *dw, float *db, const f
     int oh, ow;
     iseg_deconv2d_out_hw(d, h, w, &oh, &ow);
     struct iseg_conv2d_desc c = adjoint_desc(d);
-    size_t conv_scratch = iseg_conv2d_train_scratch(&c, oh, ow);
-    if (dx) {
-        /* dx = adjoint conv forward of dy, accumulated */
-        float *tmp = scratch + conv_scratch;
-        for (int b = 0; b < B; b++) {
-            conv_fwd(e, tmp, dy + (size_t)b * d->cout * oh * ow, weight, NULL, &c, 1, oh, ow,
-                     scratch, false);
-            float *dxb = dx + (size_t)b * d->cin * h * w;
-            for (size_t i = 0; i < (size_t)d->cin * h * w; i++) dxb[i] += tmp[i];
-        }
-    }
+    if (dx) /* dx += the adjoint conv's forward of dy */
+        conv_fwd(e, dx, dy, weight, NULL, &c, B, oh, ow, scratch, true);
     if (dw) /* the adjoint conv's weight gradient with input dy and output gradient x */
         conv_bwd(e, NULL, dw, NULL, x, dy, NULL, &c, B, oh, ow, scratch);
     if (db)

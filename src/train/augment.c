@@ -405,6 +405,78 @@ out_free:
     return st;
 }
 
+/* ---- crop ---- */
+
+enum iseg_status iseg_augment_crop(struct iseg_sample *s, uint32_t x0, uint32_t y0, uint32_t cw,
+                                   uint32_t ch) {
+    enum iseg_status st = iseg_sample_validate(s);
+    if (st != ISEG_STATUS_OK) return st;
+    uint32_t W = s->image.w, H = s->image.h;
+    if (cw == 0 || ch == 0 || x0 > W || y0 > H || cw > W - x0 || ch > H - y0)
+        return ISEG_STATUS_EINVAL;
+    struct iseg_image img  = {0};
+    struct iseg_rle  *news = NULL;
+    uint8_t          *src  = NULL, *dst = NULL;
+    st                     = iseg_image_alloc(&img, cw, ch, 3, 8);
+    if (st != ISEG_STATUS_OK) return st;
+    st = ISEG_STATUS_ENOMEM;
+    if (s->n) {
+        news = iseg__calloc(s->n, sizeof(*news));
+        src  = iseg__malloc_array((size_t)W, H);
+        dst  = iseg__malloc_array((size_t)cw, ch);
+        if (!news || !src || !dst) goto out_free;
+    }
+    /* masks are column-major: a crop is a run of ch bytes from each kept column */
+    for (size_t i = 0; i < s->n; i++) {
+        st = iseg_rle_decode(src, &s->inst[i].mask);
+        if (st != ISEG_STATUS_OK) goto out_free;
+        for (uint32_t x = 0; x < cw; x++)
+            memcpy(dst + (size_t)x * ch, src + (size_t)(x0 + x) * H + y0, ch);
+        st = iseg_rle_encode(&news[i], dst, ch, cw);
+        if (st != ISEG_STATUS_OK) goto out_free;
+    }
+    const uint8_t *ip = s->image.data;
+    for (uint32_t y = 0; y < ch; y++)
+        memcpy((uint8_t *)img.data + (size_t)y * cw * 3, ip + ((size_t)(y0 + y) * W + x0) * 3,
+               (size_t)cw * 3);
+    /* boxes shifted and clipped; those of cut masks become their tight boxes */
+    for (size_t i = 0; i < s->n; i++) {
+        float *bx = s->inst[i].box;
+        bx[0] = fminf(fmaxf(bx[0] - (float)x0, 0.0f), (float)cw);
+        bx[2] = fminf(fmaxf(bx[2] - (float)x0, 0.0f), (float)cw);
+        bx[1] = fminf(fmaxf(bx[1] - (float)y0, 0.0f), (float)ch);
+        bx[3] = fminf(fmaxf(bx[3] - (float)y0, 0.0f), (float)ch);
+    }
+    if (s->n) commit_masks(s, news, true);
+    iseg_image_free(&s->image);
+    s->image = img;
+    iseg__free(news);
+    iseg__free(src);
+    iseg__free(dst);
+    return ISEG_STATUS_OK;
+out_free:
+    free_rles(news, s->n);
+    iseg__free(src);
+    iseg__free(dst);
+    iseg_image_free(&img);
+    return st;
+}
+
+enum iseg_status iseg_augment_random_crop(struct iseg_sample *s, struct iseg_rng *rng,
+                                          uint32_t max_w, uint32_t max_h) {
+    ISEG_ASSERT(s && rng);
+    if (max_w == 0 || max_h == 0) return ISEG_STATUS_EINVAL;
+    enum iseg_status st = iseg_sample_validate(s);
+    if (st != ISEG_STATUS_OK) return st;
+    uint32_t cw = s->image.w < max_w ? s->image.w : max_w;
+    uint32_t ch = s->image.h < max_h ? s->image.h : max_h;
+    /* a draw per axis whatever the sizes, so that the stream does not depend on them */
+    uint32_t x0 = iseg_rng_below(rng, s->image.w - cw + 1);
+    uint32_t y0 = iseg_rng_below(rng, s->image.h - ch + 1);
+    if (cw == s->image.w && ch == s->image.h) return ISEG_STATUS_OK;
+    return iseg_augment_crop(s, x0, y0, cw, ch);
+}
+
 enum iseg_status iseg_augment_scale_jitter(struct iseg_sample *s, struct iseg_rng *rng,
                                            double min_scale, double max_scale) {
     ISEG_ASSERT(s && rng);

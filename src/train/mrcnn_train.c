@@ -398,6 +398,7 @@ static bool arch_ok(const struct iseg_train_arch *a) {
 
 static bool params_ok(const struct iseg_trainer_params *p) {
     return p->min_size >= 32 && p->max_size >= p->min_size && p->max_size <= 4096 &&
+           p->crop_size >= 0 && p->crop_size <= 16384 &&
            p->rpn_batch >= 1 && p->rpn_pos_fraction > 0 && p->rpn_pos_fraction <= 1 &&
            p->rpn_pre_nms >= 1 && p->rpn_post_nms >= 1 && p->rpn_nms_thresh >= 0 &&
            p->box_batch >= 1 && p->box_pos_fraction > 0 && p->box_pos_fraction <= 1 &&
@@ -939,6 +940,13 @@ static double mask_loss(struct iseg_trainer *t, float *d, const float *logits,
     return l;
 }
 
+/* milliseconds since *t0, and restart the clock */
+static double lap(double *t0) {
+    double t = iseg__now(), d = (t - *t0) * 1e3;
+    *t0 = t;
+    return d;
+}
+
 static void scale_f(float *x, size_t n, float s) {
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }
@@ -965,6 +973,13 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
     if ((oh != (int)smp->image.h || ow != (int)smp->image.w) &&
         (st = iseg_augment_resize(smp, (uint32_t)ow, (uint32_t)oh)))
         return fail(t, NULL, 0, st, "resizing the sample: %s", iseg_status_str(st));
+    if (t->p.crop_size > 0) {
+        if ((st = iseg_augment_random_crop(smp, &t->rng, (uint32_t)t->p.crop_size,
+                                           (uint32_t)t->p.crop_size)))
+            return fail(t, NULL, 0, st, "cropping the sample: %s", iseg_status_str(st));
+        oh = (int)smp->image.h;
+        ow = (int)smp->image.w;
+    }
     const int M = (int)smp->n;
     out->n_gt = M;
     out->height = oh;
@@ -992,7 +1007,9 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
         gtm[i] = smp->inst[i].mask;
     }
     /* ---- backbone, FPN ---- */
+    double t0 = iseg__now();
     if (!backbone_fwd(t, img, ph, pw) || !fpn_fwd(t)) goto oom;
+    out->ms_fwd_backbone = lap(&t0);
     /* ---- RPN head and proposals ---- */
     int level_hw[MRCNN_N_LEVELS], NA = 0;
     for (int l = 0; l < MRCNN_N_LEVELS; l++) {
@@ -1091,6 +1108,7 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
                                       ISEG_REDUCTION_SUM) / ns
                 : 0.0;
     if (npos) scale_f(dd, (size_t)4 * npos, 1.0f / (float)ns);
+    out->ms_fwd_rpn = lap(&t0);
     /* ---- RoI sampling ---- */
     int NR = NP + M;
     float *rois = A(t, (size_t)4 * (NR ? NR : 1));
@@ -1176,6 +1194,7 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
     L[3] = np_ ? iseg_smooth_l1_loss(bd, NULL, bp_, bt, (size_t)4 * np_, 1.0f / 9,
                                      ISEG_REDUCTION_SUM) / S
                : 0.0;
+    out->ms_fwd_box = lap(&t0);
     /* ---- mask head on the positives ---- */
     const int MC = t->ar.mask_ch;
     struct mroi mm;
@@ -1217,6 +1236,7 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
         iseg_arena_release(t->a, mk);
         L[4] = mask_loss(t, mlogits_d, s->ml.y, targets, ml, np_, K);
     }
+    out->ms_fwd_mask = lap(&t0);
     /* ---- weighting ---- */
     double wgt[TR_N_LOSSES];
     out->objectness = L[0];
@@ -1259,6 +1279,7 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
         if (!mroi_bwd(t, &mm, dP, d, bpr, np_, 14)) goto oom;
         iseg_arena_release(t->a, mk);
     }
+    out->ms_bwd_mask = lap(&t0);
     if (S > 0) {
         scale_f(dlog, (size_t)S * K, grad_scale * (float)wgt[2]);
         for (int j = 0; j < np_; j++)
@@ -1281,6 +1302,7 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
         if (!mroi_bwd(t, &bm, dP, dfeat, sb, S, 7)) goto oom;
         iseg_arena_release(t->a, mk);
     }
+    out->ms_bwd_box = lap(&t0);
     /* ---- backward: RPN head into dP ---- */
     {
         float so = grad_scale * (float)wgt[0], sd = grad_scale * (float)wgt[1];
@@ -1310,9 +1332,11 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
             o += HW * A_;
         }
     }
+    out->ms_bwd_rpn = lap(&t0);
     /* ---- backward: FPN, backbone ---- */
     float *dC[4];
     if (!fpn_bwd(t, dP, dC) || !backbone_bwd(t, dC)) goto oom;
+    out->ms_bwd_backbone = lap(&t0);
     if ((st = iseg_engine_take_error(t->e))) return fail(t, NULL, 0, st, "%s", iseg_status_str(st));
     return ISEG_STATUS_OK;
 oom:
@@ -1341,14 +1365,19 @@ static uint16_t f32_to_f16(float f) {
     return (uint16_t)h;
 }
 
+struct iseg_rng *iseg_trainer_rng(iseg_trainer_t t) { return &t->rng; }
+
+struct iseg_trainer_params iseg_trainer_get_params(const iseg_trainer_t t) { return t->p; }
+
 enum iseg_status iseg_trainer_save(const iseg_trainer_t t, const char *path,
-                                   const char *const *metadata, bool f16, char *err,
+                                   const char *const *metadata, bool f16,
+                                   const struct iseg_weight *extra, size_t n_extra, char *err,
                                    size_t errlen) {
     ISEG_ASSERT(t && path);
     size_t nm = 0;
     while (metadata && metadata[nm]) nm++;
     const char **md = iseg__calloc(nm + 8, sizeof(char *));
-    struct iseg_weight *w = iseg__calloc(t->nt, sizeof(*w));
+    struct iseg_weight *w = iseg__calloc(t->nt + n_extra, sizeof(*w));
     uint16_t **half = iseg__calloc(t->nt, sizeof(uint16_t *));
     char anchors[128], mins[16], maxs[16];
     enum iseg_status st = md && w && half ? ISEG_STATUS_OK : ISEG_STATUS_ENOMEM;
@@ -1387,6 +1416,7 @@ enum iseg_status iseg_trainer_save(const iseg_trainer_t t, const char *path,
         md[j++] = maxs;
         for (size_t i = 0; i < nm; i++) md[j++] = metadata[i];
         md[j] = NULL;
+        for (size_t i = 0; i < n_extra; i++) w[k++] = extra[i];
         st = iseg_weights_save_safetensors(path, w, k, md, err, errlen);
     } else if (err && errlen) {
         snprintf(err, errlen, "%s: out of memory", path);

@@ -160,6 +160,100 @@ TEST(flip_random_vs_bitmap) {
     }
 }
 
+TEST(crop_4x3) {
+    static const char *const two[] = {"1100"
+                                      "0100"
+                                      "0110",
+                                      "0000"
+                                      "0000"
+                                      "0001"};
+    struct iseg_sample s;
+    make_sample(&s, 4, 3, 2, two);
+    /* the 2x2 window at (1, 1): instance 0 keeps "10" "11" with a tight box, instance 1 is
+     * left without pixels and dropped */
+    ASSERT_OK(iseg_augment_crop(&s, 1, 1, 2, 2));
+    ASSERT_EQ_U64(s.n, 1);
+    ASSERT_EQ_INT(s.image.w, 2);
+    ASSERT_EQ_INT(s.image.h, 2);
+    expect_mask(&s.inst[0].mask, 2, 2, "1011");
+    expect_box(s.inst[0].box, 0, 0, 2, 2);
+    ASSERT_EQ_INT(s.inst[0].label, 1);
+    const uint8_t *px = s.image.data;
+    ASSERT_EQ_INT(px[0], 1 * 16 + 1 * 3); /* pixel (1, 1) of the original, channel 0 */
+    ASSERT_EQ_INT(px[(1 * 2 + 1) * 3 + 2], 2 * 16 + 2 * 3 + 2);
+    /* outside the image */
+    ASSERT_STATUS(iseg_augment_crop(&s, 1, 0, 2, 2), ISEG_STATUS_EINVAL);
+    ASSERT_STATUS(iseg_augment_crop(&s, 0, 0, 0, 1), ISEG_STATUS_EINVAL);
+    iseg_sample_free(&s);
+}
+
+TEST(random_crop_vs_bitmap) {
+    uint64_t rs = 7;
+    for (int it = 0; it < 200; it++) {
+        uint32_t w = 1 + (uint32_t)(test_rand(&rs) % 12), h = 1 + (uint32_t)(test_rand(&rs) % 12);
+        size_t   n = (size_t)(test_rand(&rs) % 4);
+        struct iseg_sample s;
+        ASSERT_OK(iseg_sample_alloc(&s, w, h, n));
+        uint8_t *bm = malloc((size_t)w * h * 4 + 1), *img0 = malloc((size_t)w * h * 3);
+        ASSERT(bm && img0);
+        uint8_t *px = s.image.data;
+        for (size_t i = 0; i < (size_t)w * h * 3; i++) px[i] = img0[i] = (uint8_t)test_rand(&rs);
+        for (size_t i = 0; i < n; i++) {
+            uint8_t *b = bm + i * w * h;
+            for (size_t j = 0; j < (size_t)w * h; j++) b[j] = test_rand_unif(&rs) < 0.3;
+            b[test_rand(&rs) % ((size_t)w * h)] = 1; /* never empty */
+            ASSERT_OK(iseg_rle_encode(&s.inst[i].mask, b, h, w));
+            double bb[4];
+            iseg_rle_to_bbox(&s.inst[i].mask, bb);
+            s.inst[i].box[0] = (float)bb[0];
+            s.inst[i].box[1] = (float)bb[1];
+            s.inst[i].box[2] = (float)(bb[0] + bb[2]);
+            s.inst[i].box[3] = (float)(bb[1] + bb[3]);
+            s.inst[i].label = (int64_t)i + 1;
+        }
+        uint32_t mw = 1 + (uint32_t)(test_rand(&rs) % 12), mh = 1 + (uint32_t)(test_rand(&rs) % 12);
+        struct iseg_rng r1, r2;
+        iseg_rng_seed(&r1, (uint64_t)it);
+        r2 = r1;
+        ASSERT_OK(iseg_augment_random_crop(&s, &r1, mw, mh));
+        uint32_t cw = w < mw ? w : mw, ch = h < mh ? h : mh;
+        uint32_t x0 = iseg_rng_below(&r2, w - cw + 1), y0 = iseg_rng_below(&r2, h - ch + 1);
+        ASSERT_EQ_INT(s.image.w, cw);
+        ASSERT_EQ_INT(s.image.h, ch);
+        const uint8_t *q = s.image.data;
+        for (uint32_t y = 0; y < ch; y++)
+            ASSERT(memcmp(q + (size_t)y * cw * 3, img0 + ((size_t)(y0 + y) * w + x0) * 3,
+                          (size_t)cw * 3) == 0);
+        /* the kept instances, in order, are the non-empty crops, with tight boxes */
+        size_t k = 0;
+        uint8_t *cut = malloc((size_t)cw * ch);
+        ASSERT(cut);
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *b = bm + i * w * h;
+            size_t area = 0;
+            for (uint32_t x = 0; x < cw; x++)
+                for (uint32_t y = 0; y < ch; y++)
+                    area += cut[(size_t)x * ch + y] = b[(size_t)(x0 + x) * h + y0 + y];
+            if (!area) continue;
+            ASSERT(k < s.n);
+            ASSERT_EQ_INT(s.inst[k].label, (int64_t)i + 1);
+            struct iseg_rle e = {0};
+            ASSERT_OK(iseg_rle_encode(&e, cut, ch, cw));
+            ASSERT_EQ_U64(s.inst[k].mask.m, e.m);
+            ASSERT(memcmp(s.inst[k].mask.cnts, e.cnts, e.m * sizeof(uint32_t)) == 0);
+            double bb[4];
+            iseg_rle_to_bbox(&e, bb);
+            expect_box(s.inst[k].box, (float)bb[0], (float)bb[1], (float)(bb[0] + bb[2]),
+                       (float)(bb[1] + bb[3]));
+            iseg_rle_free(&e);
+            k++;
+        }
+        ASSERT_EQ_U64(s.n, k);
+        free(cut), free(bm), free(img0);
+        iseg_sample_free(&s);
+    }
+}
+
 TEST(resize) {
     static const char *const m2[] = {"1100"
                                      "0100"
@@ -446,6 +540,8 @@ TEST_LIST = {
     TEST_ENTRY(hflip_4x3),
     TEST_ENTRY(vflip_4x3),
     TEST_ENTRY(flip_random_vs_bitmap),
+    TEST_ENTRY(crop_4x3),
+    TEST_ENTRY(random_crop_vs_bitmap),
     TEST_ENTRY(resize),
     TEST_ENTRY(scale_jitter_deterministic),
     TEST_ENTRY(rng),

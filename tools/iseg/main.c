@@ -22,6 +22,7 @@ static const char USAGE[] =
     "  predict   Mask R-CNN inference (torchvision weights) to COCO results and overlays\n"
     "  dump      a model's intermediate tensors on one image, for diffing against torch\n"
     "  convert   weights (PyTorch .pth, safetensors) to safetensors\n"
+    "  train     Mask R-CNN training on a COCO dataset (checkpoints, validation AP)\n"
     "  synth     synthetic nuclei microscopy images and COCO datasets with exact masks\n"
     "  version   print the version\n"
     "  help      this text; 'iseg <command> --help' for a command's options\n";
@@ -176,6 +177,7 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "predict") == 0) return cmd_predict(argc - 1, argv + 1);
     if (strcmp(cmd, "dump") == 0) return cmd_dump(argc - 1, argv + 1);
     if (strcmp(cmd, "synth") == 0) return cmd_synth(argc - 1, argv + 1);
+    if (strcmp(cmd, "train") == 0) return cmd_train(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("iseg %s\n", iseg_version());
         return 0;
