@@ -1042,6 +1042,69 @@ else
     skip "predict with a model: torchvision is not installed (apt-get install python3-torchvision)"
 fi
 
+# ---- synthetic data and training ------------------------------------------------------
+mkdir -p "$TMP/t"
+begin "synth: a synthetic nuclei dataset (COCO JSON + PNG images)"
+run synth --out "$TMP/syn" --count 4 --size 64x64 --seed 3 --min-nuclei 3 --max-nuclei 6
+want_rc 0
+want_has "$OUT" "4 images" "stdout"
+[ -s "$TMP/syn/synth.json" ] || bad "synth.json missing"
+[ -s "$TMP/syn/images/synth_0003.png" ] || bad "images/synth_0003.png missing"
+no_tmp_left "$TMP/syn"
+end
+
+TRAIN_DATA="--train-json $TMP/syn/synth.json --train-images $TMP/syn"
+TINY="--width 8 --fpn 16 --rep 32 --mask-ch 16 --size 64 --threads 2 --batch 2 --epochs 2 --seed 5"
+begin "train: two epochs with validation keep the best model and a checkpoint"
+# shellcheck disable=SC2086
+run train $TRAIN_DATA --val-json "$TMP/syn/synth.json" --val-images "$TMP/syn" $TINY \
+    --out "$TMP/t/a.safetensors"
+want_rc 0
+want_has "$ERR" "val segm AP" "stderr"
+want_has "$ERR" "done: best val segm AP" "stderr"
+[ -s "$TMP/t/a.safetensors" ] || bad "no model written"
+[ -s "$TMP/t/a.safetensors.ckpt.safetensors" ] || bad "no checkpoint written"
+no_tmp_left "$TMP/t"
+end
+
+begin "train: a run stopped after one step and resumed is the very same run"
+# shellcheck disable=SC2086
+run train $TRAIN_DATA --val-json "$TMP/syn/synth.json" --val-images "$TMP/syn" $TINY \
+    --out "$TMP/t/b.safetensors" --max-steps 1
+want_rc 0
+want_has "$ERR" "continue with --resume" "stderr"
+# shellcheck disable=SC2086
+run train $TRAIN_DATA --val-json "$TMP/syn/synth.json" --val-images "$TMP/syn" $TINY \
+    --out "$TMP/t/b.safetensors" --resume "$TMP/t/b.safetensors.ckpt.safetensors"
+want_rc 0
+want_has "$ERR" "resuming at epoch 1 step 2" "stderr"
+cmp -s "$TMP/t/a.safetensors.ckpt.safetensors" "$TMP/t/b.safetensors.ckpt.safetensors" ||
+    bad "the resumed run's checkpoint differs from the uninterrupted run's"
+cmp -s "$TMP/t/a.safetensors" "$TMP/t/b.safetensors" ||
+    bad "the resumed run's model differs from the uninterrupted run's"
+end
+
+begin "predict: the trained model runs"
+run predict "$TMP/syn/images/synth_0000.png" --model "$TMP/t/a.safetensors" \
+    --out "$TMP/t/res.json"
+want_rc 0
+[ -s "$TMP/t/res.json" ] || bad "no results written"
+end
+
+begin "train: a dataset listing a missing image is refused, naming it"
+printf '{"images": [{"id": 1, "file_name": "nope.png", "width": 8, "height": 8}], "annotations": [], "categories": [{"id": 1, "name": "a"}]}' >"$TMP/t/bad.json"
+run train --train-json "$TMP/t/bad.json" --train-images "$TMP/t" --out "$TMP/t/x.safetensors"
+want_usage_error "nope.png"
+[ ! -e "$TMP/t/x.safetensors" ] || bad "a model was written"
+end
+
+begin "train: bad options"
+run train --train-json "$TMP/syn/synth.json" --train-images "$TMP/syn" --out "$TMP/t/x.safetensors" --mask-loss nope
+want_usage_error "--mask-loss"
+run train --train-json "$TMP/syn/synth.json" --out "$TMP/t/x.safetensors"
+want_rc 2
+end
+
 # ---- verdict -------------------------------------------------------------------------
 echo "cli: $PASS passed, $FAIL failed, $SKIP skipped"
 if [ "$FAIL" -ne 0 ]; then
