@@ -315,25 +315,14 @@ static bool roi_pool(struct iseg_infer *c, float *out, const struct fmap P[MRCNN
     }
     int k_min = (int)(-log2f(scales[0])), k_max = (int)(-log2f(scales[3]));
     int *levels = iseg_arena_alloc(c->a, sizeof(int) * (size_t)N);
-    int *idx = iseg_arena_alloc(c->a, sizeof(int) * (size_t)N);
-    float *lb = alloc_f(c, (size_t)4 * N);
-    size_t per = (size_t)P[0].C * S * S;
-    float *tmp = alloc_f(c, per * (size_t)N);
-    if (!levels || !idx || !lb || !tmp) return false;
+    if (!levels) return false;
     iseg_roi_levels(levels, boxes, N, k_min, k_max, 224.0f, 4, 1e-6f);
-    for (int l = 0; l <= k_max - k_min && l < 4; l++) {
-        int n = 0;
-        for (int i = 0; i < N; i++)
-            if (levels[i] == l) {
-                idx[n] = i;
-                memcpy(lb + 4 * n, boxes + 4 * i, 4 * sizeof(float));
-                n++;
-            }
-        if (!n) continue;
-        iseg_roi_align(c->e, tmp, P[l].d, lb, n, P[l].C, P[l].H, P[l].W, S, S, scales[l], 2,
-                       false);
-        for (int j = 0; j < n; j++) memcpy(out + per * idx[j], tmp + per * j, per * sizeof(float));
-    }
+    /* every level in one pass on the pool, each RoI straight into its place in out */
+    const float *feats[4];
+    int H[4], W[4], n_lv = k_max - k_min + 1 < 4 ? k_max - k_min + 1 : 4;
+    for (int l = 0; l < 4; l++) feats[l] = P[l].d, H[l] = P[l].H, W[l] = P[l].W;
+    iseg__roi_align_levels(c->e, out, feats, H, W, scales, n_lv, levels, boxes, N, P[0].C, S, S,
+                           2, false);
     return true;
 }
 
@@ -523,7 +512,7 @@ static bool runs_add(struct runs *r, uint8_t v, uint32_t len) {
  * are resized bilinearly onto the expanded, truncated box and thresholded. Builds the RLE
  * (column-major) directly. */
 struct row_tap {
-    int   i0, i1;
+    int   i0, i1; /* source rows (of the padded 30x30 mask) */
     float l0, l1;
 };
 
@@ -561,8 +550,8 @@ static enum iseg_status paste(struct iseg_rle *out, const float *prob28, const f
         if (srcy < 0) srcy = 0;
         int iy0 = (int)srcy;
         struct row_tap *t = &rt[y - y0];
-        t->i0 = iy0 * 30;
-        t->i1 = (iy0 + (iy0 < 29 ? 1 : 0)) * 30;
+        t->i0 = iy0;
+        t->i1 = iy0 + (iy0 < 29 ? 1 : 0);
         t->l1 = srcy - (float)iy0;
         t->l0 = 1.0f - t->l1;
     }
@@ -581,10 +570,13 @@ static enum iseg_status paste(struct iseg_rle *out, const float *prob28, const f
         int ix0 = (int)srcx;
         int ix1 = ix0 + (ix0 < 29 ? 1 : 0);
         float lx1 = srcx - (float)ix0, lx0 = 1.0f - lx1;
+        /* the column's x interpolation of the 30 source rows once (torch's inner sums, the
+         * same products in the same order), then each output row's y interpolation of two */
+        float colv[30];
+        for (int i = 0; i < 30; i++) colv[i] = lx0 * pad[i * 30 + ix0] + lx1 * pad[i * 30 + ix1];
         for (int64_t j = 0; j < ny; j++) {
             const struct row_tap *t = &rt[j];
-            float v = t->l0 * (lx0 * pad[t->i0 + ix0] + lx1 * pad[t->i0 + ix1]) +
-                      t->l1 * (lx0 * pad[t->i1 + ix0] + lx1 * pad[t->i1 + ix1]);
+            float v = t->l0 * colv[t->i0] + t->l1 * colv[t->i1];
             bits[j] = v > thresh;
         }
         if (!runs_add(&r, 0, (uint32_t)y0)) goto oom;

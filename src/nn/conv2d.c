@@ -10,7 +10,8 @@
 struct iseg_conv2d {
     struct iseg_conv2d_desc d;
     int                     M, K; /* per group: cout/g, cin/g kh kw */
-    float                  *pa;   /* packed weights, groups of iseg__gemm_packed_a_size(M, K) */
+    float                  *pa;   /* packed weights, groups of iseg__gemm_packed_a_size(M, K),
+                                   * or NULL where Winograd is the only path (see init) */
     size_t                  pa_gs;
     float                  *bias; /* (cout) or NULL */
     struct iseg__wino      *wino; /* Winograd transform of the weights, or NULL */
@@ -63,9 +64,10 @@ static int wino_init_m(const struct iseg_conv2d_desc *d) {
 
 int iseg__conv2d_wino_m(const iseg_conv2d_t c, int B, int h, int w) {
     if (!c->wino) return 0;
+    int m = iseg__wino_m(c->wino);
+    if (!c->pa) return m; /* no direct weights: Winograd whatever the mode and shape */
     enum iseg__wino_mode mode = (enum iseg__wino_mode)g_wino_mode;
     if (mode == ISEG_WINO_OFF) return 0;
-    int m = iseg__wino_m(c->wino);
     if (mode == ISEG_WINO_AUTO) {
         /* partial tiles cost whole ones: direct where the tiled area is over twice the map
          * (with F(4,3): where Winograd would do more than half the direct multiplies) */
@@ -109,11 +111,6 @@ enum iseg_status iseg_conv2d_init(iseg_conv2d_t *out, const struct iseg_conv2d_d
     c->M     = d->cout / d->groups;
     c->K     = d->cin / d->groups * d->kh * d->kw;
     c->pa_gs = iseg__gemm_packed_a_size(c->M, c->K);
-    c->pa    = iseg__malloc_array(c->pa_gs * (size_t)d->groups, sizeof(float));
-    if (!c->pa) goto fail;
-    for (int g = 0; g < d->groups; g++)
-        iseg__gemm_pack_a(c->pa + g * c->pa_gs, weight + (size_t)g * c->M * c->K, (size_t)c->K,
-                          false, c->M, c->K);
     if (bias) {
         c->bias = iseg__malloc_array((size_t)d->cout, sizeof(float));
         if (!c->bias) goto fail;
@@ -121,6 +118,18 @@ enum iseg_status iseg_conv2d_init(iseg_conv2d_t *out, const struct iseg_conv2d_d
     }
     int wm = wino_init_m(d);
     if (wm && iseg__wino_init(&c->wino, wm, weight, d->cin, d->cout) != ISEG_STATUS_OK) goto fail;
+    /* With ISEG_WINO_AUTO, Winograd runs on every map but the tiny ones where partial tiles
+     * would cost over twice the direct multiplies (a few pixels a side, where either path
+     * takes microseconds): those take Winograd too, and the direct weights, a quarter of the
+     * transformed ones' size, are not kept (about 54 MB of Mask R-CNN's 3x3 layers). The
+     * forced modes keep both, so that switching between them still works. */
+    if (!(wm && g_wino_mode == ISEG_WINO_AUTO)) {
+        c->pa = iseg__malloc_array(c->pa_gs * (size_t)d->groups, sizeof(float));
+        if (!c->pa) goto fail;
+        for (int g = 0; g < d->groups; g++)
+            iseg__gemm_pack_a(c->pa + g * c->pa_gs, weight + (size_t)g * c->M * c->K,
+                              (size_t)c->K, false, c->M, c->K);
+    }
     *out = c;
     return ISEG_STATUS_OK;
 fail:

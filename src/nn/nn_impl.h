@@ -163,7 +163,8 @@ void iseg__wino_set_panels(int panels);
 /* Which convolutions use Winograd (tests, benchmarks; not thread-safe, call between operators).
  * A convolution picks its transform at init, and whether to use it at each forward. */
 enum iseg__wino_mode {
-    ISEG_WINO_AUTO = 0, /* F(2,3) for eligible layers (cin, cout >= 64) on shapes where it wins */
+    ISEG_WINO_AUTO = 0, /* F(4,3) for eligible layers (cin, cout >= 64), which then keep no
+                         * direct weights: Winograd on every shape */
     ISEG_WINO_OFF,      /* never (no transform is built) */
     ISEG_WINO_F2,       /* F(2,3) for every 3x3 stride-1 ungrouped convolution, any shape */
     ISEG_WINO_F4,       /* F(4,3) likewise */
@@ -171,6 +172,19 @@ enum iseg__wino_mode {
 void iseg__conv2d_set_wino(enum iseg__wino_mode mode);
 /* The Winograd tile size a convolution would use for this input (0: direct). */
 int  iseg__conv2d_wino_m(const iseg_conv2d_t c, int B, int h, int w);
+
+/* ---- RoIAlign over a pyramid (roi_align.c) ------------------------------------------------ */
+
+#define ISEG_ROI_LEVELS_MAX 8
+
+/* MultiScaleRoIAlign: RoI n is pooled from level levels[n] (feats[l] (C, H[l], W[l]), image to
+ * map scale scales[l]) into out + n C oh ow, every level in one pool run. Each RoI's values
+ * are bit-identical to iseg_roi_align() on its level (and so to iseg_roi_align_ref()), for any
+ * thread count. */
+void iseg__roi_align_levels(iseg_engine_t e, float *out, const float *const *feats, const int *H,
+                            const int *W, const float *scales, int n_lv, const int *levels,
+                            const float *boxes, int N, int C, int oh, int ow, int sampling_ratio,
+                            bool aligned);
 
 static inline int iseg__ceil_div(int a, int b) { return (a + b - 1) / b; }
 

@@ -643,6 +643,56 @@ TEST(roi_align_blocks_bitexact) {
     iseg_engine_free(e3);
 }
 
+/* MultiScaleRoIAlign in one call (iseg__roi_align_levels): every RoI bit-identical to the
+ * reference on its own level, for 1 and 3 threads, with a level that its RoIs cover densely
+ * (copied whole per channel block), one with a few small RoIs (gathered tiles), one without
+ * RoIs, a partial channel block and RoIs partly or wholly outside their map. */
+TEST(roi_align_levels_bitexact) {
+    uint64_t      st = 47;
+    int           C = 13, N = 60, oh = 7, ow = 7;
+    const int     H[3] = {40, 20, 10}, W[3] = {52, 26, 13};
+    const float   scales[3] = {0.25f, 0.125f, 0.0625f};
+    float        *feat[3], *boxes = malloc(4 * (size_t)N * sizeof(float));
+    int          *lv = malloc((size_t)N * sizeof(int));
+    iseg_engine_t e1, e3;
+    ASSERT(boxes && lv);
+    for (int l = 0; l < 3; l++) feat[l] = rnd((size_t)C * H[l] * W[l], &st);
+    ASSERT_OK(iseg_engine_init(&e1, 1));
+    ASSERT_OK(iseg_engine_init(&e3, 3));
+    for (int i = 0; i < N; i++) {
+        /* level 0: 54 RoIs of up to 60 pixels (dense); level 1: 6 tiny ones; level 2: none */
+        int   l  = i % 10 == 9 ? 1 : 0;
+        float bw = (float)(test_rand_unif(&st) * (l ? 6 : 60) + 0.5);
+        float bh = (float)(test_rand_unif(&st) * (l ? 6 : 60) + 0.5);
+        float x1 = (float)(test_rand_unif(&st) * 230 - 15), y1 = (float)(test_rand_unif(&st) * 175 - 15);
+        boxes[4 * i] = x1, boxes[4 * i + 1] = y1, boxes[4 * i + 2] = x1 + bw, boxes[4 * i + 3] = y1 + bh;
+        lv[i] = l;
+    }
+    boxes[4 * 1] = 400, boxes[4 * 1 + 1] = 300, boxes[4 * 1 + 2] = 460, boxes[4 * 1 + 3] = 330;
+    const float *fc[3] = {feat[0], feat[1], feat[2]};
+    for (int sr = 0; sr <= 2; sr += 2)
+        for (int al = 0; al < 2; al++) {
+            size_t per = (size_t)C * oh * ow, n = per * N;
+            float *y1 = falloc(n), *y3 = falloc(n), *yr = falloc(n);
+            iseg__roi_align_levels(e1, y1, fc, H, W, scales, 3, lv, boxes, N, C, oh, ow, sr, al);
+            iseg__roi_align_levels(e3, y3, fc, H, W, scales, 3, lv, boxes, N, C, oh, ow, sr, al);
+            for (int i = 0; i < N; i++)
+                iseg_roi_align_ref(yr + per * i, feat[lv[i]], boxes + 4 * i, 1, C, H[lv[i]],
+                                   W[lv[i]], oh, ow, scales[lv[i]], sr, al);
+            ASSERT_BITEQ(y1, y3, n, "roi_align levels");
+            ASSERT_MSG(memcmp(y1, yr, n * sizeof(float)) == 0,
+                       "roi_align levels sr %d aligned %d: not bit-identical to the reference", sr,
+                       al);
+            free(y1), free(y3), free(yr);
+        }
+    ASSERT_OK(iseg_engine_take_error(e1));
+    ASSERT_OK(iseg_engine_take_error(e3));
+    for (int l = 0; l < 3; l++) free(feat[l]);
+    free(boxes), free(lv);
+    iseg_engine_free(e1);
+    iseg_engine_free(e3);
+}
+
 TEST(roi_align_hand) {
     /* feat (1, 2, 2) = [[0, 1], [2, 3]]: value(y, x) = 2 y + x inside, clamped at the edges */
     float         feat[4] = {0, 1, 2, 3}, out[4];
@@ -922,6 +972,7 @@ TEST_LIST = {
     TEST_ENTRY(resize_bilinear_vs_ref),
     TEST_ENTRY(roi_align_vs_ref),
     TEST_ENTRY(roi_align_blocks_bitexact),
+    TEST_ENTRY(roi_align_levels_bitexact),
     TEST_ENTRY(roi_align_hand),
     TEST_ENTRY(roi_levels),
     TEST_ENTRY(nms_hand),
