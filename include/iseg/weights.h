@@ -103,6 +103,10 @@ const struct iseg_weight *iseg_weights_at(const iseg_weights_t w, size_t i);
 const struct iseg_weight *iseg_weights_find(const iseg_weights_t w, const char *name);
 /* Value of a safetensors "__metadata__" key, or NULL (always NULL for .pth files). */
 const char *iseg_weights_metadata(const iseg_weights_t w, const char *key);
+/* Number of metadata entries, and entry i in file order: its key (returned) and value (*value,
+ * when value is not NULL); NULL when i is out of range. */
+size_t      iseg_weights_metadata_count(const iseg_weights_t w);
+const char *iseg_weights_metadata_at(const iseg_weights_t w, size_t i, const char **value);
 /* "safetensors", "pth-zip" or "pth-legacy". */
 const char *iseg_weights_format(const iseg_weights_t w);
 

@@ -384,6 +384,14 @@ const struct iseg_weight *iseg_weights_find(const iseg_weights_t w, const char *
     return NULL;
 }
 
+size_t iseg_weights_metadata_count(const iseg_weights_t w) { return w ? w->n_meta : 0; }
+
+const char *iseg_weights_metadata_at(const iseg_weights_t w, size_t i, const char **value) {
+    if (!w || i >= w->n_meta) return NULL;
+    if (value) *value = w->meta[2 * i + 1];
+    return w->meta[2 * i];
+}
+
 const char *iseg_weights_metadata(const iseg_weights_t w, const char *key) {
     ISEG_ASSERT(w && key);
     for (size_t i = 0; i < w->n_meta; i++)

@@ -1091,6 +1091,19 @@ want_rc 0
 [ -s "$TMP/t/res.json" ] || bad "no results written"
 end
 
+begin "convert: keeps a safetensors file's metadata, and --meta sets entries"
+run convert "$TMP/t/a.safetensors" "$TMP/t/c.safetensors" --meta iseg.detections_per_img=2 \
+    --meta iseg.score_thresh=0
+want_rc 0
+run predict "$TMP/syn/images/synth_0000.png" --model "$TMP/t/c.safetensors" --out "$TMP/t/res2.json"
+want_rc 0
+N_DET=$(grep -c '"image_id"' "$TMP/t/res2.json")
+[ "$N_DET" = 2 ] || bad "expected 2 detections (iseg.detections_per_img=2, score_thresh 0), got $N_DET"
+grep -q '"category_id": 1' "$TMP/t/res2.json" || bad "category ids (iseg.category_ids) lost"
+run convert "$TMP/t/a.safetensors" "$TMP/t/d.safetensors" --meta novalue
+want_usage_error "KEY=VALUE"
+end
+
 begin "train: a dataset listing a missing image is refused, naming it"
 printf '{"images": [{"id": 1, "file_name": "nope.png", "width": 8, "height": 8}], "annotations": [], "categories": [{"id": 1, "name": "a"}]}' >"$TMP/t/bad.json"
 run train --train-json "$TMP/t/bad.json" --train-images "$TMP/t" --out "$TMP/t/x.safetensors"

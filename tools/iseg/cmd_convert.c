@@ -9,27 +9,43 @@
 #include "iseg/weights.h"
 
 static const char CONVERT_USAGE[] =
-    "usage: iseg convert IN OUT.safetensors [--f32]\n"
+    "usage: iseg convert IN OUT.safetensors [--f32] [--meta KEY=VALUE]...\n"
     "\n"
     "Convert weights to safetensors. IN is recognised by content: a PyTorch checkpoint saved\n"
     "by torch.save (zip, torch >= 1.6, or the legacy layout before it) or a safetensors file.\n"
     "Nested dicts are flattened with dotted names (\"model.backbone...\"); values that are not\n"
     "tensors are dropped. Checkpoints are read without Python: only the pickle globals that\n"
-    "rebuild tensors and containers are accepted. OUT is written atomically.\n"
+    "rebuild tensors and containers are accepted. OUT is written atomically. The metadata of a\n"
+    "safetensors IN is kept.\n"
     "\n"
-    "  --f32      store floating tensors (F64, F16, BF16) as F32; integer tensors are kept\n";
+    "  --f32             store floating tensors (F64, F16, BF16) as F32; integer tensors are kept\n"
+    "  --meta KEY=VALUE  set a metadata entry (repeatable), e.g. iseg.detections_per_img=500\n";
 
 int cmd_convert(int argc, char **argv) {
     const char *in = NULL, *out = NULL;
-    bool        f32 = false;
+    bool        f32 = false, bad = false;
+    const char **set = calloc((size_t)argc + 1, sizeof(char *));
+    int          n_set = 0;
+    if (!set) return cli_error("out of memory");
     for (int i = 1; i < argc; i++) {
+        const char *v;
         if (cli_flag(argv, i, "--help") || cli_flag(argv, i, "-h")) {
             fputs(CONVERT_USAGE, stdout);
             return 0;
         } else if (cli_flag(argv, i, "--f32")) {
             f32 = true;
+        } else if (cli_opt(argc, argv, &i, "--meta", &v, &bad)) {
+            if (!strchr(v, '=') || v[0] == '=') {
+                free(set);
+                return cli_error("--meta: expected KEY=VALUE, got '%s'", v);
+            }
+            set[n_set++] = v;
+        } else if (bad) {
+            free(set);
+            return CLI_EXIT_ERR;
         } else if (argv[i][0] == '-' && argv[i][1] != 0) {
             fputs(CONVERT_USAGE, stderr);
+            free(set);
             return cli_error("convert: unknown option '%s'", argv[i]);
         } else if (!in) {
             in = argv[i];
@@ -37,11 +53,13 @@ int cmd_convert(int argc, char **argv) {
             out = argv[i];
         } else {
             fputs(CONVERT_USAGE, stderr);
+            free(set);
             return cli_error("convert: unexpected argument '%s'", argv[i]);
         }
     }
     if (!in || !out) {
         fputs(CONVERT_USAGE, stderr);
+        free(set);
         return cli_error("convert: expected IN and OUT");
     }
 
@@ -50,6 +68,8 @@ int cmd_convert(int argc, char **argv) {
     iseg_weights_t      w     = NULL;
     struct iseg_weight *t     = NULL;
     void              **owned = NULL;
+    const char        **meta  = NULL;
+    char              **keys  = NULL;
     if (iseg_weights_load(&w, in, err, sizeof(err)) != ISEG_STATUS_OK) {
         cli_error("%s", err);
         goto out;
@@ -82,7 +102,47 @@ int cmd_convert(int argc, char **argv) {
         }
         bytes += t[i].nbytes;
     }
-    const char *meta[] = {"format", "pt", "iseg_source_format", iseg_weights_format(w), NULL};
+    /* the input's metadata, then --meta entries (replacing a key of the same name) */
+    size_t nm = iseg_weights_metadata_count(w);
+    meta = calloc(2 * (nm + (size_t)n_set) + 5, sizeof(char *));
+    keys = calloc((size_t)n_set + 1, sizeof(char *));
+    if (!meta || !keys) {
+        cli_error("out of memory");
+        goto out;
+    }
+    size_t k = 0;
+    for (int j = 0; j < n_set; j++) {
+        size_t kl = (size_t)(strchr(set[j], '=') - set[j]);
+        if (!(keys[j] = strndup(set[j], kl))) {
+            cli_error("out of memory");
+            goto out;
+        }
+    }
+    bool has_format = false;
+    for (size_t i = 0; i < nm; i++) {
+        const char *val, *key = iseg_weights_metadata_at(w, i, &val);
+        bool replaced = false;
+        for (int j = 0; j < n_set; j++) replaced = replaced || !strcmp(keys[j], key);
+        if (replaced) continue;
+        has_format = has_format || !strcmp(key, "format");
+        meta[k++] = key;
+        meta[k++] = val;
+    }
+    for (int j = 0; j < n_set; j++) {
+        /* a later --meta of the same key wins */
+        bool later = false;
+        for (int q = j + 1; q < n_set; q++) later = later || !strcmp(keys[q], keys[j]);
+        if (later) continue;
+        meta[k++] = keys[j];
+        meta[k++] = strchr(set[j], '=') + 1;
+    }
+    if (!has_format && nm == 0) {
+        meta[k++] = "format";
+        meta[k++] = "pt";
+        meta[k++] = "iseg_source_format";
+        meta[k++] = iseg_weights_format(w);
+    }
+    meta[k] = NULL;
     if (iseg_weights_save_safetensors(out, t, n, meta, err, sizeof(err)) != ISEG_STATUS_OK) {
         cli_error("%s", err);
         goto out;
@@ -95,6 +155,11 @@ out:
         for (size_t i = 0; i < iseg_weights_count(w); i++) free(owned[i]);
     free(owned);
     free(t);
+    free(meta);
+    if (keys)
+        for (int j = 0; j < n_set; j++) free(keys[j]);
+    free(keys);
+    free(set);
     iseg_weights_free(w);
     return rc;
 }
