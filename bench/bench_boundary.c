@@ -5,6 +5,7 @@
  *
  * Validates every mask first (fast == ref, count for count), then times each variant and
  * prints the median over repeats of the time per mask. Single-threaded. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,8 @@
 #include "core/core_impl.h"
 #include "iseg/mask.h"
 #include "rle/rle_boundary_impl.h"
+
+#include "bench_util.h"
 
 static uint64_t rng_next(uint64_t *s) { /* splitmix64 */
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -47,11 +50,6 @@ static void gen_blob(uint8_t *m, uint32_t h, uint32_t w, uint64_t *s) {
     }
 }
 
-static int cmp_dbl(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef enum iseg_status (*boundary_fn)(struct iseg_rle *, const struct iseg_rle *, uint32_t);
 
 /* median over n_rep repeats of the mean seconds per mask over masks[0, n) */
@@ -70,7 +68,7 @@ static double time_fn(boundary_fn fn, const struct iseg_rle *masks, size_t n, ui
         }
         t[r] = (iseg__now() - t0) / (double)n;
     }
-    qsort(t, (size_t)n_rep, sizeof(t[0]), cmp_dbl);
+    qsort(t, (size_t)n_rep, sizeof(t[0]), bench_cmp_double);
     return t[n_rep / 2];
 }
 

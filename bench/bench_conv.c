@@ -18,6 +18,8 @@
 #include <time.h>
 
 #include "iseg/nn.h"
+
+#include "bench_util.h"
 #include "nn/nn_impl.h"
 
 static float *rnd(size_t n, unsigned *s) {
@@ -30,18 +32,6 @@ static float *rnd(size_t n, unsigned *s) {
     return p;
 }
 
-/* process CPU time: on a shared machine, flop per CPU second estimates the unloaded speed */
-static double cpu_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* FLOP per CPU-second of one core at the AVX2 FMA peak (0 where unmeasurable) */
 static double fma_peak(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -50,7 +40,7 @@ static double fma_peak(void) {
     double best = 0.0;
     for (int rep = 0; rep < 3; rep++) {
         long   n  = 20000000;
-        double c0 = cpu_now();
+        double c0 = bench_cpu_now();
         __asm__ volatile("vxorps %%ymm0, %%ymm0, %%ymm0\n\tvxorps %%ymm1, %%ymm1, %%ymm1\n"
                          "1:\n\t"
                          "vfmadd231ps %%ymm0, %%ymm1, %%ymm4\n\tvfmadd231ps %%ymm0, %%ymm1, %%ymm5\n\t"
@@ -64,7 +54,7 @@ static double fma_peak(void) {
                          :
                          : "xmm0", "xmm1", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
                            "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "cc");
-        double f = 12.0 * 16.0 * 20000000.0 / (cpu_now() - c0);
+        double f = 12.0 * 16.0 * 20000000.0 / (bench_cpu_now() - c0);
         if (f > best) best = f;
     }
     return best;
@@ -126,15 +116,15 @@ static void time_op(const struct op *o, int reps, int max_t, double peak) {
         iseg_engine_t e;
         if (iseg_engine_init(&e, nt)) exit(2);
         o->fn(e, o->ctx); /* warm-up */
-        double t[64], c0 = cpu_now();
+        double t[64], c0 = bench_cpu_now();
         int    n = reps < 64 ? reps : 64;
         for (int i = 0; i < n; i++) {
             double t0 = iseg__now();
             o->fn(e, o->ctx);
             t[i] = iseg__now() - t0;
         }
-        double cpu = (cpu_now() - c0) / n;
-        qsort(t, (size_t)n, sizeof(double), cmp_d);
+        double cpu = (bench_cpu_now() - c0) / n;
+        qsort(t, (size_t)n, sizeof(double), bench_cmp_double);
         double med = t[n / 2];
         if (o->flop > 0)
             printf("%-34s %8d %10.2f %10.1f %14.1f %7.0f%%\n", o->name, nt, med * 1e3,
@@ -322,16 +312,16 @@ int main(int argc, char **argv) {
                 iseg_engine_t e;
                 if (iseg_engine_init(&e, nt)) return 2;
                 iseg_conv2d_forward(e, c, y, x, sh->B, sh->h, sh->w, NULL, ISEG_ACT_RELU); /* warm-up */
-                double t[64], c0 = cpu_now();
+                double t[64], c0 = bench_cpu_now();
                 int    n = reps < 64 ? reps : 64;
                 for (int i = 0; i < n; i++) {
                     double t0 = iseg__now();
                     iseg_conv2d_forward(e, c, y, x, sh->B, sh->h, sh->w, NULL, ISEG_ACT_RELU);
                     t[i] = iseg__now() - t0;
                 }
-                double cpu = (cpu_now() - c0) / n;
+                double cpu = (bench_cpu_now() - c0) / n;
                 if (ai == 0) cpu_direct[nt - 1] = cpu;
-                qsort(t, (size_t)n, sizeof(double), cmp_d);
+                qsort(t, (size_t)n, sizeof(double), bench_cmp_double);
                 double med = t[n / 2];
                 printf("%-34s %-7s %7d %9.2f %9.1f %12.1f %6.0f%% %6.2f %9.2g\n", sh->name,
                        algos[ai].name, nt, med * 1e3, flop / med * 1e-9, flop / cpu * 1e-9,

@@ -22,6 +22,8 @@
 
 #include "iseg/nn.h"
 #include "iseg/weights.h"
+
+#include "bench_util.h"
 #include "nn/nn_impl.h"
 
 static float *get(iseg_weights_t w, const char *name, int64_t *shape) {
@@ -34,18 +36,6 @@ static float *get(iseg_weights_t w, const char *name, int64_t *shape) {
     if (!p || iseg_weight_to_f32(p, t)) exit(2);
     for (int i = 0; i < t->ndim; i++) shape[i] = t->shape[i];
     return p;
-}
-
-/* process CPU time (all threads): on a loaded machine, steadier than the wall time */
-static double cpu_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 struct pyr {
@@ -131,14 +121,14 @@ int main(int argc, char **argv) {
         }
         double t[4][99];
         for (int r = 0; r < reps; r++) {
-            double t0 = iseg__now(), c0 = cpu_now();
+            double t0 = iseg__now(), c0 = bench_cpu_now();
             per_level(e, b, tmp, lb, idx, &p, lv, boxes, N, S);
-            double t1 = iseg__now(), c1 = cpu_now();
+            double t1 = iseg__now(), c1 = bench_cpu_now();
             fused(e, a, &p, lv, boxes, N, S);
             t[0][r] = (t1 - t0) * 1e3, t[1][r] = (iseg__now() - t1) * 1e3;
-            t[2][r] = (c1 - c0) * 1e3, t[3][r] = (cpu_now() - c1) * 1e3;
+            t[2][r] = (c1 - c0) * 1e3, t[3][r] = (bench_cpu_now() - c1) * 1e3;
         }
-        for (int i = 0; i < 4; i++) qsort(t[i], (size_t)reps, sizeof(double), cmp_d);
+        for (int i = 0; i < 4; i++) qsort(t[i], (size_t)reps, sizeof(double), bench_cmp_double);
         printf("%4d RoIs %2dx%-2d C %d, %d threads: per level + copy %7.2f ms (cpu %7.2f), "
                "fused %7.2f ms (cpu %7.2f)\n", N, S, S, p.C, nth, t[0][reps / 2],
                t[2][reps / 2], t[1][reps / 2], t[3][reps / 2]);

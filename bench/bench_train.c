@@ -6,6 +6,7 @@
  *               [--image-size 256] [--crop 0] [--seed 1] [--save-sample DIR]
  * Prints the median of --steps steps after one warm-up step (arena sizing). --save-sample writes
  * the synthetic sample as DIR/sample.png + DIR/sample.json (COCO) for the torch side. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,7 @@
 #include "iseg/synth.h"
 #include "iseg/train.h"
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
+#include "bench_util.h"
 
 int main(int argc, char **argv) {
     int size = 512, threads = 2, steps = 5, img = 256, seed = 1, crop = 0;
@@ -92,7 +90,7 @@ int main(int argc, char **argv) {
            img, img, l.width, l.height, l.n_gt, threads, ar.width, ar.fpn, ar.rep, ar.mask_ch,
            l.roi_pos, l.roi_neg, l.rpn_pos, l.rpn_neg);
     for (int k = 0; k < 9; k++) {
-        qsort(ms + (size_t)k * steps, (size_t)steps, sizeof(double), cmp_d);
+        qsort(ms + (size_t)k * steps, (size_t)steps, sizeof(double), bench_cmp_double);
         printf("  %-18s %9.1f ms\n", names[k], ms[(size_t)k * steps + steps / 2]);
     }
     free(ms);

@@ -99,6 +99,9 @@ uint64_t iseg_rle_area(const struct iseg_rle *r);
 /* Bounding box [x, y, width, height] as pycocotools' toBbox (PyPI version) computes it;
  * {0,0,0,0} for an empty mask. */
 void iseg_rle_to_bbox(const struct iseg_rle *r, double bb[4]);
+/* The same box as torchvision's [x1, y1, x2, y2] floats: x2 = x + width, y2 = y + height
+ * (the tight box of the mask's pixels, as detection targets use it). */
+void iseg_rle_to_box_xyxy(const struct iseg_rle *r, float box[4]);
 
 /* Rasterise one polygon ring of k points (xy holds 2k doubles: x0,y0,x1,y1,...) exactly as
  * maskApi's rleFrPoly does (5x supersampled edges, column crossings). k may be 0..any (k < 3

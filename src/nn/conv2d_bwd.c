@@ -104,6 +104,30 @@ static void transpose(float *dst, const float *src, size_t rows, size_t cols) {
         for (size_t c = 0; c < cols; c++) dst[c * rows + r] = src[r * cols + c];
 }
 
+/* The same on the pool, in blocks of source columns. */
+#define TR_BLOCK 64
+struct tr_ctx {
+    float       *dst;
+    const float *src;
+    size_t       rows, cols;
+};
+
+static void transpose_task(void *vctx, size_t item, int ith) {
+    const struct tr_ctx *t = vctx;
+    (void)ith;
+    size_t c0 = item * TR_BLOCK, c1 = c0 + TR_BLOCK < t->cols ? c0 + TR_BLOCK : t->cols;
+    for (size_t r = 0; r < t->rows; r++) {
+        const float *s = t->src + r * t->cols;
+        for (size_t c = c0; c < c1; c++) t->dst[c * t->rows + r] = s[c];
+    }
+}
+
+static void transpose_pool(iseg_engine_t e, float *dst, const float *src, size_t rows,
+                           size_t cols) {
+    struct tr_ctx t = {dst, src, rows, cols};
+    iseg__engine_run(e, (cols + TR_BLOCK - 1) / TR_BLOCK, transpose_task, &t);
+}
+
 size_t iseg_conv2d_train_scratch(const struct iseg_conv2d_desc *d, int h, int w) {
     int oh, ow;
     iseg_conv2d_out_hw(d, h, w, &oh, &ow);
@@ -200,7 +224,7 @@ static void conv_bwd(iseg_engine_t e, float *dx, float *dw, float *db, const flo
                 struct i2c c = {col, NULL, x + ((size_t)b0 * d->cin + (size_t)g * cin_g) * h * w,
                                 d, cin_g, h, w, oh, ow, (size_t)d->cin * h * w, P};
                 iseg__engine_run(e, (size_t)nb * cin_g, im2col_task, &c);
-                transpose(dcol, dyp, (size_t)cout_g, P); /* dY^T (P, cout_g) */
+                transpose_pool(e, dcol, dyp, (size_t)cout_g, P); /* dY^T (P, cout_g) */
                 iseg_sgemm(e, (int)K, cout_g, (int)P, col, (int)P, dcol, cout_g, tmp, cout_g,
                            false);
                 float *dwg = dw + (size_t)g * cout_g * K;

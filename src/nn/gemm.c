@@ -140,7 +140,10 @@ static void pack_b_block(float *dst, const float *B, size_t ldb, bool trans, int
             if (trans) {
                 for (int j = 0; j < nv; j++) d[j] = B[(size_t)(n0 + p + j) * ldb + (size_t)(k0 + k)];
             } else {
-                memcpy(d, B + (size_t)(k0 + k) * ldb + (size_t)(n0 + p), (size_t)nv * sizeof(float));
+                /* a loop, not memcpy: the rows are a few vectors long, and a library call
+                 * per row cost more than the copy (training GEMMs pack long, thin B) */
+                const float *src = B + (size_t)(k0 + k) * ldb + (size_t)(n0 + p);
+                for (int j = 0; j < nv; j++) d[j] = src[j];
             }
             for (int j = nv; j < nr; j++) d[j] = 0.0f;
         }

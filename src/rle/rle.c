@@ -189,6 +189,15 @@ void iseg_rle_to_bbox(const struct iseg_rle *r, double bb[4]) {
     iseg__bbox_acc_finish(&acc, r->m, bb);
 }
 
+void iseg_rle_to_box_xyxy(const struct iseg_rle *r, float box[4]) {
+    double bb[4];
+    iseg_rle_to_bbox(r, bb);
+    box[0] = (float)bb[0];
+    box[1] = (float)bb[1];
+    box[2] = (float)(bb[0] + bb[2]);
+    box[3] = (float)(bb[1] + bb[3]);
+}
+
 /* ---- merge ---- */
 
 /* Cursor over the runs of one RLE that skips zero-length runs: `left` pixels remain in the

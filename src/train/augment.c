@@ -117,14 +117,7 @@ static void commit_masks(struct iseg_sample *s, struct iseg_rle *news, bool reco
             iseg_rle_free(&in->mask);
             continue;
         }
-        if (recompute_box && area != old_area) {
-            double bb[4];
-            iseg_rle_to_bbox(&in->mask, bb);
-            in->box[0] = (float)bb[0];
-            in->box[1] = (float)bb[1];
-            in->box[2] = (float)(bb[0] + bb[2]);
-            in->box[3] = (float)(bb[1] + bb[3]);
-        }
+        if (recompute_box && area != old_area) iseg_rle_to_box_xyxy(&in->mask, in->box);
         s->inst[k++] = *in;
     }
     s->n = k;

@@ -799,12 +799,7 @@ static enum iseg_status build_sample(iseg_dataset_t ds, size_t i, struct iseg_im
         st = iseg_rle_from_string(&o->mask, ds->masks + d->off, d->len, im->h, im->w);
         if (st != ISEG_STATUS_OK) goto fail;
         out->n = k + 1;
-        double bb[4];
-        iseg_rle_to_bbox(&o->mask, bb);
-        o->box[0] = (float)bb[0];
-        o->box[1] = (float)bb[1];
-        o->box[2] = (float)(bb[0] + bb[2]);
-        o->box[3] = (float)(bb[1] + bb[3]);
+        iseg_rle_to_box_xyxy(&o->mask, o->box);
         o->label  = d->label;
     }
     return ISEG_STATUS_OK;

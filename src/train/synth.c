@@ -478,12 +478,7 @@ enum iseg_status iseg_synth_nuclei(struct iseg_sample *out, const struct iseg_sy
             iseg_sample_free(out);
             goto out_free;
         }
-        double bb[4];
-        iseg_rle_to_bbox(&in->mask, bb);
-        in->box[0] = (float)bb[0];
-        in->box[1] = (float)bb[1];
-        in->box[2] = (float)(bb[0] + bb[2]);
-        in->box[3] = (float)(bb[1] + bb[3]);
+        iseg_rle_to_box_xyxy(&in->mask, in->box);
         in->label  = 1;
         k++;
     }

@@ -21,13 +21,8 @@ static void make_sample(struct iseg_sample *s, uint32_t w, uint32_t h, size_t n,
         for (uint32_t y = 0; y < h; y++)
             for (uint32_t x = 0; x < w; x++) bm[(size_t)x * h + y] = rows[i][y * w + x] == '1';
         ASSERT_OK(iseg_rle_encode(&s->inst[i].mask, bm, h, w));
-        double bb[4];
-        iseg_rle_to_bbox(&s->inst[i].mask, bb);
-        s->inst[i].box[0] = (float)bb[0];
-        s->inst[i].box[1] = (float)bb[1];
-        s->inst[i].box[2] = (float)(bb[0] + bb[2]);
-        s->inst[i].box[3] = (float)(bb[1] + bb[3]);
-        s->inst[i].label  = (int64_t)i + 1;
+        iseg_rle_to_box_xyxy(&s->inst[i].mask, s->inst[i].box);
+        s->inst[i].label = (int64_t)i + 1;
     }
     free(bm);
 }
@@ -203,12 +198,7 @@ TEST(random_crop_vs_bitmap) {
             for (size_t j = 0; j < (size_t)w * h; j++) b[j] = test_rand_unif(&rs) < 0.3;
             b[test_rand(&rs) % ((size_t)w * h)] = 1; /* never empty */
             ASSERT_OK(iseg_rle_encode(&s.inst[i].mask, b, h, w));
-            double bb[4];
-            iseg_rle_to_bbox(&s.inst[i].mask, bb);
-            s.inst[i].box[0] = (float)bb[0];
-            s.inst[i].box[1] = (float)bb[1];
-            s.inst[i].box[2] = (float)(bb[0] + bb[2]);
-            s.inst[i].box[3] = (float)(bb[1] + bb[3]);
+            iseg_rle_to_box_xyxy(&s.inst[i].mask, s.inst[i].box);
             s.inst[i].label = (int64_t)i + 1;
         }
         uint32_t mw = 1 + (uint32_t)(test_rand(&rs) % 12), mh = 1 + (uint32_t)(test_rand(&rs) % 12);
@@ -241,10 +231,9 @@ TEST(random_crop_vs_bitmap) {
             ASSERT_OK(iseg_rle_encode(&e, cut, ch, cw));
             ASSERT_EQ_U64(s.inst[k].mask.m, e.m);
             ASSERT(memcmp(s.inst[k].mask.cnts, e.cnts, e.m * sizeof(uint32_t)) == 0);
-            double bb[4];
-            iseg_rle_to_bbox(&e, bb);
-            expect_box(s.inst[k].box, (float)bb[0], (float)bb[1], (float)(bb[0] + bb[2]),
-                       (float)(bb[1] + bb[3]));
+            float tb[4];
+            iseg_rle_to_box_xyxy(&e, tb);
+            expect_box(s.inst[k].box, tb[0], tb[1], tb[2], tb[3]);
             iseg_rle_free(&e);
             k++;
         }

@@ -348,6 +348,9 @@ TEST(encode_hand) {
     ASSERT_EQ_DBL(bb[0], 0.0);
     ASSERT_EQ_DBL(bb[1], 0.0);
     ASSERT_EQ_DBL(bb[2], 4.0);
+    float xyxy[4];
+    iseg_rle_to_box_xyxy(&r, xyxy); /* x2 = x + w, y2 = y + h */
+    ASSERT(xyxy[0] == 0.0f && xyxy[1] == 0.0f && xyxy[2] == 4.0f && xyxy[3] == 3.0f);
     ASSERT_EQ_DBL(bb[3], 3.0);
     assert_rle_str(&r, "0<");
     iseg_rle_free(&r);
