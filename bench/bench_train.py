@@ -72,7 +72,7 @@ def main():
                              check=True, capture_output=True, text=True).stdout
         ds = json.load(open(os.path.join(tmp, "synth.json")))
         im = ds["images"][0]
-        img = np.asarray(Image.open(os.path.join(tmp, im["file_name"])).convert("RGB"))
+        img = np.array(Image.open(os.path.join(tmp, im["file_name"])).convert("RGB"))
     m = re.search(r"^\s+step\s+([0-9.]+) ms", out, re.M)
     iseg_ms = float(m.group(1))
 
