@@ -84,6 +84,12 @@ typedef struct iseg_conv2d *iseg_conv2d_t;
 enum iseg_status iseg_conv2d_init(iseg_conv2d_t *c, const struct iseg_conv2d_desc *d,
                                   const float *weight, const float *bias);
 void iseg_conv2d_free(iseg_conv2d_t c); /* NULL is fine */
+/* Replace the weights (and the bias: given exactly when init had one, EINVAL otherwise) of c
+ * with new values of the same shape, repacked in place on e's threads (e may be NULL):
+ * training repacks every step. The first call on a Winograd convolution allocates a transform
+ * scratch (ENOMEM); later calls allocate nothing. */
+enum iseg_status iseg_conv2d_set_weights(iseg_engine_t e, iseg_conv2d_t c, const float *weight,
+                                         const float *bias);
 /* The descriptor given at init (owned by c). */
 const struct iseg_conv2d_desc *iseg_conv2d_get_desc(const iseg_conv2d_t c);
 /* y (B, cout, oh, ow) = act(conv(x) + bias + residual); x (B, cin, h, w);

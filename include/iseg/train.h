@@ -177,7 +177,8 @@ struct iseg_train_losses {
     int    roi_pos, roi_neg; /* sampled RoIs */
     int    n_gt;           /* ground-truth instances after resizing */
     int    height, width;  /* resized image */
-    /* wall time of the step's parts in milliseconds: forward backbone + FPN, RPN (head,
+    /* wall time of the step's parts in milliseconds: forward backbone + FPN (with the packing
+     * of the weights for the step's convolutions), RPN (head,
      * proposals, anchor targets), box head, mask head (with its targets); backward of the
      * mask head, box head, RPN head, FPN + backbone */
     double ms_fwd_backbone, ms_fwd_rpn, ms_fwd_box, ms_fwd_mask;

@@ -102,6 +102,11 @@ void iseg_conv2d_out_hw(const struct iseg_conv2d_desc *d, int h, int w, int *oh,
 
 enum iseg_status iseg_conv2d_init(iseg_conv2d_t *out, const struct iseg_conv2d_desc *d,
                                   const float *weight, const float *bias) {
+    return iseg__conv2d_init_ex(out, d, weight, bias, true);
+}
+
+enum iseg_status iseg__conv2d_init_ex(iseg_conv2d_t *out, const struct iseg_conv2d_desc *d,
+                                      const float *weight, const float *bias, bool winograd) {
     ISEG_ASSERT(out && d && weight);
     *out = NULL;
     if (!desc_ok(d)) return ISEG_STATUS_EINVAL;
@@ -116,7 +121,7 @@ enum iseg_status iseg_conv2d_init(iseg_conv2d_t *out, const struct iseg_conv2d_d
         if (!c->bias) goto fail;
         memcpy(c->bias, bias, (size_t)d->cout * sizeof(float));
     }
-    int wm = wino_init_m(d);
+    int wm = winograd ? wino_init_m(d) : 0;
     if (wm && iseg__wino_init(&c->wino, wm, weight, d->cin, d->cout) != ISEG_STATUS_OK) goto fail;
     /* With ISEG_WINO_AUTO, Winograd runs on every map but the tiny ones where partial tiles
      * would cost over twice the direct multiplies (a few pixels a side, where either path
@@ -135,6 +140,22 @@ enum iseg_status iseg_conv2d_init(iseg_conv2d_t *out, const struct iseg_conv2d_d
 fail:
     iseg_conv2d_free(c);
     return ISEG_STATUS_ENOMEM;
+}
+
+enum iseg_status iseg_conv2d_set_weights(iseg_engine_t e, iseg_conv2d_t c, const float *weight,
+                                         const float *bias) {
+    ISEG_ASSERT(c && weight);
+    if (!bias != !c->bias) return ISEG_STATUS_EINVAL;
+    if (bias) memcpy(c->bias, bias, (size_t)c->d.cout * sizeof(float));
+    if (c->wino) {
+        enum iseg_status st = iseg__wino_update(e, c->wino, weight);
+        if (st) return st;
+    }
+    if (c->pa)
+        for (int g = 0; g < c->d.groups; g++)
+            iseg__gemm_pack_a(c->pa + g * c->pa_gs, weight + (size_t)g * c->M * c->K,
+                              (size_t)c->K, false, c->M, c->K);
+    return ISEG_STATUS_OK;
 }
 
 void iseg_conv2d_free(iseg_conv2d_t c) {

@@ -151,6 +151,14 @@ struct iseg__wino;
 enum iseg_status iseg__wino_init(struct iseg__wino **w, int m, const float *weight, int cin,
                                  int cout);
 void iseg__wino_free(struct iseg__wino *w);
+/* Transform new weights of the same shape in place, on e's threads (NULL: the caller's); the
+ * first call allocates a scratch of the transformed size, kept for later calls. ENOMEM. */
+enum iseg_status iseg__wino_update(iseg_engine_t e, struct iseg__wino *w, const float *weight);
+/* iseg_conv2d_init() with the Winograd path allowed (as it) or not: training repacks its
+ * weights every step, and the weight transform costs more than it saves on small maps of many
+ * channels. */
+enum iseg_status iseg__conv2d_init_ex(iseg_conv2d_t *out, const struct iseg_conv2d_desc *d,
+                                      const float *weight, const float *bias, bool winograd);
 int  iseg__wino_m(const struct iseg__wino *w);
 /* y = act(conv(x) + residual + bias) like iseg_conv2d_forward (residual may alias y);
  * bit-identical for any thread count. Records ENOMEM if scratch cannot grow. */

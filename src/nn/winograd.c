@@ -28,6 +28,7 @@ struct iseg__wino {
     int    cin, cout;
     size_t u_gs;   /* floats per position: iseg__gemm_packed_a_size(cout, cin) */
     float *u;      /* (a a) packed (cout x cin) matrices */
+    float *tmp;    /* (a a cout cin) transform scratch kept by iseg__wino_update, or NULL */
 };
 
 /* ---- transforms: one definition for floats and for vectors -------------------------------- */
@@ -108,6 +109,8 @@ static const double G4[6][3] = {{1.0 / 4, 0, 0},
                                 {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                 {0, 0, 1}};
 
+static void transform(iseg_engine_t e, struct iseg__wino *w, const float *weight, float *tmp);
+
 enum iseg_status iseg__wino_init(struct iseg__wino **out, int m, const float *weight, int cin,
                                  int cout) {
     ISEG_ASSERT(m == 2 || m == 4);
@@ -125,29 +128,78 @@ enum iseg_status iseg__wino_init(struct iseg__wino **out, int m, const float *we
         iseg__wino_free(w);
         return ISEG_STATUS_ENOMEM;
     }
-    const double(*G)[3] = m == 2 ? G2 : G4;
-    for (size_t oc = 0; oc < n; oc++) {
-        const float *g = weight + oc * 9;
+    transform(NULL, w, weight, tmp);
+    iseg__free(tmp);
+    *out = w;
+    return ISEG_STATUS_OK;
+}
+
+enum iseg_status iseg__wino_update(iseg_engine_t e, struct iseg__wino *w, const float *weight) {
+    if (!w->tmp) {
+        w->tmp = iseg__malloc_array((size_t)w->cout * w->cin * (size_t)(w->a * w->a),
+                                    sizeof(float));
+        if (!w->tmp) return ISEG_STATUS_ENOMEM;
+    }
+    transform(e, w, weight, w->tmp);
+    return ISEG_STATUS_OK;
+}
+
+/* U = G g G^T of every (cout, cin) 3x3 kernel, packed per position; tmp (a a cout cin).
+ * Tasks: blocks of kernels, then the a a positions' packing. */
+#define WT_BLOCK 1024
+struct wt_ctx {
+    struct iseg__wino *w;
+    const float       *weight;
+    float             *tmp;
+};
+
+static void transform_task(void *vctx, size_t item, int ith) {
+    const struct wt_ctx *c = vctx;
+    (void)ith;
+    const struct iseg__wino *w = c->w;
+    const int a = w->a;
+    size_t    n = (size_t)w->cout * w->cin;
+    size_t    o0 = item * WT_BLOCK, o1 = o0 + WT_BLOCK < n ? o0 + WT_BLOCK : n;
+    const double(*G)[3] = w->m == 2 ? G2 : G4;
+    for (size_t oc = o0; oc < o1; oc++) {
+        const float *g = c->weight + oc * 9;
         double       t[6][3]; /* G g */
         for (int i = 0; i < a; i++)
             for (int l = 0; l < 3; l++)
                 t[i][l] = G[i][0] * g[l] + G[i][1] * g[3 + l] + G[i][2] * g[6 + l];
         for (int i = 0; i < a; i++)
             for (int j = 0; j < a; j++)
-                tmp[(size_t)(i * a + j) * n + oc] =
+                c->tmp[(size_t)(i * a + j) * n + oc] =
                     (float)(t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2]);
     }
-    for (int xi = 0; xi < a * a; xi++)
-        iseg__gemm_pack_a(w->u + (size_t)xi * w->u_gs, tmp + (size_t)xi * n, (size_t)cin, false,
-                          cout, cin);
-    iseg__free(tmp);
-    *out = w;
-    return ISEG_STATUS_OK;
+}
+
+static void pack_task(void *vctx, size_t xi, int ith) {
+    const struct wt_ctx *c = vctx;
+    (void)ith;
+    const struct iseg__wino *w = c->w;
+    size_t n = (size_t)w->cout * w->cin;
+    iseg__gemm_pack_a(w->u + xi * w->u_gs, c->tmp + xi * n, (size_t)w->cin, false, w->cout,
+                      w->cin);
+}
+
+static void transform(iseg_engine_t e, struct iseg__wino *w, const float *weight, float *tmp) {
+    struct wt_ctx c = {w, weight, tmp};
+    size_t n = (size_t)w->cout * w->cin, nb = (n + WT_BLOCK - 1) / WT_BLOCK;
+    size_t np = (size_t)(w->a * w->a);
+    if (e) {
+        iseg__engine_run(e, nb, transform_task, &c);
+        iseg__engine_run(e, np, pack_task, &c);
+    } else {
+        for (size_t i = 0; i < nb; i++) transform_task(&c, i, 0);
+        for (size_t i = 0; i < np; i++) pack_task(&c, i, 0);
+    }
 }
 
 void iseg__wino_free(struct iseg__wino *w) {
     if (!w) return;
     iseg__free(w->u);
+    iseg__free(w->tmp);
     iseg__free(w);
 }
 

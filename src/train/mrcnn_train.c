@@ -11,6 +11,7 @@
 #include "iseg/targets.h"
 #include "iseg/train.h"
 #include "models/maskrcnn_impl.h"
+#include "nn/nn_impl.h" /* iseg__conv2d_init_ex */
 
 #define TR_MAX_TENSORS 1536
 #define TR_NAME_LEN 96
@@ -27,11 +28,16 @@ struct tp {
     float  *w, *g;
 };
 
-/* A convolution with its optional bias and batch norm (affine + running statistics). */
+/* A convolution with its optional bias and batch norm (affine + running statistics). The
+ * weights are also packed into an inference convolution (fwd; Winograd where it applies),
+ * repacked at every step; for stride-1 convolutions, adj is the convolution whose forward is
+ * this one's backward-data (weights transposed and flipped, padding k - 1 - pad). */
 struct tconv {
     struct iseg_conv2d_desc d;
     struct tp *w, *b;
     struct tp *gamma, *beta, *rmean, *rvar;
+    iseg_conv2d_t fwd, adj;
+    float        *adj_w; /* (cin, cout, kh, kw) */
 };
 
 struct tlin {
@@ -405,8 +411,77 @@ static bool params_ok(const struct iseg_trainer_params *p) {
            p->mask_loss >= 0 && p->mask_loss < ISEG_MASK_LOSS_COUNT;
 }
 
+static size_t tconv_list(struct iseg_trainer *t, struct tconv **out) {
+    size_t n = 0;
+    out[n++] = &t->conv1;
+    for (int b = 0; b < t->n_blocks; b++) {
+        for (int j = 0; j < t->blocks[b].nc; j++) out[n++] = &t->blocks[b].c[j];
+        if (t->blocks[b].has_down) out[n++] = &t->blocks[b].down;
+    }
+    for (int i = 0; i < 4; i++) {
+        out[n++] = &t->fpn_inner[i];
+        out[n++] = &t->fpn_layer[i];
+    }
+    out[n++] = &t->rpn_conv;
+    out[n++] = &t->rpn_cls;
+    out[n++] = &t->rpn_box;
+    for (int i = 0; i < t->n_mask_conv; i++) out[n++] = &t->mask_conv[i];
+    out[n++] = &t->mask_logits;
+    return n;
+}
+
+#define TR_MAX_CONVS (4 * MRCNN_MAX_BLOCKS + 32)
+
+/* Pack the current weights into the inference convolutions (made at the first step). */
+static enum iseg_status pack_convs(struct iseg_trainer *t) {
+    struct tconv *list[TR_MAX_CONVS];
+    size_t n = tconv_list(t, list);
+    for (size_t i = 0; i < n; i++) {
+        struct tconv *c = list[i];
+        const float *b = c->b ? c->b->w : NULL;
+        /* Winograd up to 128 x 128 channels: beyond, the maps are small (stride 16, 32) and
+         * transforming the weights at every step costs more than the multiplies it saves */
+        bool wino = (long)c->d.cin * c->d.cout <= 128L * 128;
+        enum iseg_status st = c->fwd ? iseg_conv2d_set_weights(t->e, c->fwd, c->w->w, b)
+                                     : iseg__conv2d_init_ex(&c->fwd, &c->d, c->w->w, b, wino);
+        if (st) return st;
+        const struct iseg_conv2d_desc *d = &c->d;
+        if (d->stride_h != 1 || d->stride_w != 1 || d->dil_h != 1 || d->dil_w != 1 ||
+            d->groups != 1 || d->pad_h > d->kh - 1 || d->pad_w > d->kw - 1)
+            continue;
+        if (!c->adj_w && !(c->adj_w = iseg__malloc_array(c->w->n, sizeof(float))))
+            return ISEG_STATUS_ENOMEM;
+        const int kh = d->kh, kw = d->kw;
+        for (int co = 0; co < d->cout; co++)
+            for (int ci = 0; ci < d->cin; ci++)
+                for (int y = 0; y < kh; y++)
+                    for (int x = 0; x < kw; x++)
+                        c->adj_w[(((size_t)ci * d->cout + co) * kh + kh - 1 - y) * kw + kw - 1 - x] =
+                            c->w->w[(((size_t)co * d->cin + ci) * kh + y) * kw + x];
+        if (c->adj) {
+            st = iseg_conv2d_set_weights(t->e, c->adj, c->adj_w, NULL);
+        } else {
+            struct iseg_conv2d_desc a = *d;
+            a.cin = d->cout;
+            a.cout = d->cin;
+            a.pad_h = kh - 1 - d->pad_h;
+            a.pad_w = kw - 1 - d->pad_w;
+            st = iseg__conv2d_init_ex(&c->adj, &a, c->adj_w, NULL, wino);
+        }
+        if (st) return st;
+    }
+    return ISEG_STATUS_OK;
+}
+
 void iseg_trainer_free(iseg_trainer_t t) {
     if (!t) return;
+    struct tconv *list[TR_MAX_CONVS];
+    size_t nc = tconv_list(t, list);
+    for (size_t i = 0; i < nc; i++) {
+        iseg_conv2d_free(list[i]->fwd);
+        iseg_conv2d_free(list[i]->adj);
+        iseg__free(list[i]->adj_w);
+    }
     for (size_t i = 0; i < t->nt; i++) {
         iseg__free(t->t[i].w);
         iseg__free(t->t[i].g);
@@ -622,11 +697,9 @@ static bool cu_fwd(struct iseg_trainer *t, struct cu *u, const struct tconv *L, 
         u->invstd = A(t, (size_t)C);
         if (!y || !u->mean || !u->invstd) return false;
     }
-    struct iseg_arena_mark mk = iseg_arena_mark(t->a);
-    float *scr = A(t, iseg_conv2d_train_scratch(&L->d, h, w));
-    if (!scr) return false;
-    iseg_conv2d_fwd_raw(t->e, z, x, L->w->w, L->b ? L->b->w : NULL, &L->d, B, h, w, scr);
-    iseg_arena_release(t->a, mk);
+    /* ReLU in the GEMM epilogue where nothing comes between the convolution and it */
+    bool fused = relu && !L->gamma && !res;
+    iseg_conv2d_forward(t->e, L->fwd, z, x, B, h, w, NULL, fused ? ISEG_ACT_RELU : ISEG_ACT_NONE);
     if (L->gamma && t->p.frozen_bn) {
         /* FrozenBatchNorm2d: scale = w * rsqrt(rv + eps), shift = b - rm * scale */
         for (int c = 0; c < C; c++) {
@@ -644,7 +717,7 @@ static bool cu_fwd(struct iseg_trainer *t, struct cu *u, const struct tconv *L, 
                              L->beta->w, TR_BN_MOMENTUM, TR_BN_EPS, B, C, HW);
     }
     if (res) iseg_add(y, y, res, n);
-    if (relu) iseg_relu(y, y, n);
+    if (relu && !fused) iseg_relu(y, y, n);
     u->z = L->gamma ? z : NULL;
     u->y = y;
     return true;
@@ -683,6 +756,11 @@ static bool cu_bwd(struct iseg_trainer *t, const struct cu *u, const float *dy, 
     }
     float *scr = A(t, iseg_conv2d_train_scratch(&L->d, u->h, u->w));
     if (!scr) return false;
+    /* backward-data as the adjoint convolution's forward, accumulated through its residual */
+    if (dx && L->adj) {
+        iseg_conv2d_forward(t->e, L->adj, dx, dz, u->B, u->oh, u->ow, dx, ISEG_ACT_NONE);
+        dx = NULL;
+    }
     iseg_conv2d_bwd(t->e, dx, L->w->g, L->b ? L->b->g : NULL, dz, u->x, L->w->w, &L->d, u->B,
                     u->h, u->w, scr);
     iseg_arena_release(t->a, mk);
@@ -985,6 +1063,9 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
     out->height = oh;
     out->width = ow;
     iseg_arena_reset(t->a);
+    double t0 = iseg__now();
+    if ((st = pack_convs(t))) return fail(t, NULL, 0, st, "packing the weights: %s",
+                                          iseg_status_str(st));
     struct step *s = &t->s;
     memset(s, 0, sizeof(*s));
     /* ---- input: normalised, zero-padded to a multiple of 32 ---- */
@@ -1006,8 +1087,7 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
         gtl[i] = smp->inst[i].label;
         gtm[i] = smp->inst[i].mask;
     }
-    /* ---- backbone, FPN ---- */
-    double t0 = iseg__now();
+    /* ---- backbone, FPN (after packing the weights) ---- */
     if (!backbone_fwd(t, img, ph, pw) || !fpn_fwd(t)) goto oom;
     out->ms_fwd_backbone = lap(&t0);
     /* ---- RPN head and proposals ---- */
