@@ -1084,11 +1084,14 @@ cmp -s "$TMP/t/a.safetensors" "$TMP/t/b.safetensors" ||
     bad "the resumed run's model differs from the uninterrupted run's"
 end
 
-begin "predict: the trained model runs"
+begin "predict: the trained model runs; --viz-style masks draws masks only"
 run predict "$TMP/syn/images/synth_0000.png" --model "$TMP/t/a.safetensors" \
-    --out "$TMP/t/res.json"
+    --out "$TMP/t/res.json" --viz "$TMP/t/masks.png" --viz-style masks --viz-thresh 0
 want_rc 0
 [ -s "$TMP/t/res.json" ] || bad "no results written"
+[ -s "$TMP/t/masks.png" ] || bad "no overlay written"
+run predict "$TMP/syn/images/synth_0000.png" --model "$TMP/t/a.safetensors" --viz-style nope
+want_usage_error "--viz-style"
 end
 
 begin "convert: keeps a safetensors file's metadata, and --meta sets entries"

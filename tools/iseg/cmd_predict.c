@@ -29,6 +29,8 @@ static const char PREDICT_USAGE[] =
     "  --out FILE            COCO results JSON (written atomically; '-' = stdout)\n"
     "  --viz OUT.png|DIR     overlay PNG (one image) or a directory of <name>.png overlays\n"
     "  --viz-thresh S        draw detections with score >= S (default 0.5)\n"
+    "  --viz-style S         full (default: masks, boxes, labels) or masks (masks and outlines\n"
+    "                        only, for crowded scenes such as cells)\n"
     "  --classes coco|FILE   label names for the overlay: coco or one name per line, line i\n"
     "                        naming label i (line 0 the background); default: the model's\n"
     "                        own names when its file has them, else coco\n"
@@ -213,7 +215,7 @@ static const char *base_name(const char *p) {
 
 static int write_viz(const char *viz, bool viz_dir, const char *img_path,
                      const struct iseg_image *img, const struct iseg_detections *d,
-                     float thresh, const struct classes *cls) {
+                     float thresh, bool masks_only, const struct classes *cls) {
     struct iseg_image rgb = {0};
     if (iseg_image_to_rgb8(&rgb, img) != ISEG_STATUS_OK) return cli_error("out of memory");
     struct iseg_viz_det *v = calloc(d->n ? d->n : 1, sizeof(*v));
@@ -243,7 +245,9 @@ static int write_viz(const char *viz, bool viz_dir, const char *img_path,
         n++;
     }
     int rc = 0;
-    enum iseg_status st = iseg_viz_overlay(&rgb, v, n, NULL);
+    struct iseg_viz_params vp = iseg_viz_default_params();
+    if (masks_only) vp.draw_boxes = vp.draw_labels = false;
+    enum iseg_status st = iseg_viz_overlay(&rgb, v, n, &vp);
     if (st != ISEG_STATUS_OK) rc = cli_error("overlay: %s", iseg_status_str(st));
     if (!rc) {
         char path[PATH_MAX];
@@ -411,6 +415,7 @@ int cmd_predict(int argc, char **argv) {
     o.ip = unset_params();
     const char *out_path = NULL, *viz = NULL, *classes = NULL, *dataset = NULL, *images = NULL;
     double viz_thresh = 0.5;
+    bool   viz_masks_only = false;
     bool timings = false;
     long long repeat = 1;
     const char **inputs = calloc((size_t)argc, sizeof(*inputs));
@@ -433,6 +438,9 @@ int cmd_predict(int argc, char **argv) {
         else if (cli_opt(argc, argv, &i, "--repeat", &v, &o.bad)) {
             if (v && !cli_parse_int(v, 1, 1000, &repeat))
                 o.bad = cli_error("--repeat: bad value '%s' (1..1000)", v);
+        } else if (cli_opt(argc, argv, &i, "--viz-style", &v, &o.bad)) {
+            if (v && !strcmp(v, "masks")) viz_masks_only = true;
+            else if (v && strcmp(v, "full")) o.bad = cli_error("--viz-style: full or masks, not '%s'", v);
         } else if (cli_opt(argc, argv, &i, "--viz-thresh", &v, &o.bad)) {
             if (v && (!cli_parse_double(v, &viz_thresh) || !(viz_thresh >= 0 && viz_thresh <= 1)))
                 o.bad = cli_error("--viz-thresh: bad value '%s' (0..1)", v);
@@ -560,7 +568,7 @@ int cmd_predict(int argc, char **argv) {
                           (int)(repeat - (repeat > 1)));
         free(tm);
         rc = out_write(&out, image_id, &d, m);
-        if (!rc && viz) rc = write_viz(viz, viz_dir, path, &img, &d, (float)viz_thresh, &cls);
+        if (!rc && viz) rc = write_viz(viz, viz_dir, path, &img, &d, (float)viz_thresh, viz_masks_only, &cls);
         if (!rc) {
             size_t above = 0;
             for (size_t j = 0; j < d.n; j++) above += d.d[j].score >= viz_thresh;
