@@ -1,5 +1,6 @@
 # iseg - convenience targets around CMake. The README's two commands:
-#   make demo    set up, build, and run the main job (COCO evaluation) on the built-in demo data
+#   make demo    set up, build, and run the main job: the default nuclei model (models/) segments
+#                the project's sample microscopy image and writes the overlay PNG
 #   make test    set up, build, and run the whole test suite
 # Run as root on a fresh Debian machine, `make deps` (done by both) installs what is missing.
 
@@ -9,7 +10,10 @@ CMAKE_ARGS ?=
 DEBS        = build-essential cmake pkg-config libyajl-dev libspng-dev libdeflate-dev libjpeg62-turbo-dev
 DEBS_TEST   = python3 clang libclang-rt-14-dev python3-torchvision
 
-.PHONY: all deps build demo test test-sanitize fuzz bench clean
+MODEL      ?= models/nuclei_compact.safetensors
+SAMPLE     ?= examples/data/nuclei_sample.png
+
+.PHONY: all deps build demo demo-eval test test-sanitize fuzz bench clean
 
 all: build
 
@@ -28,6 +32,12 @@ build: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 demo: build
+	$(BUILD)/iseg predict $(SAMPLE) --model $(MODEL) --viz $(BUILD)/demo-nuclei.png \
+	    --viz-style masks --out $(BUILD)/demo-nuclei.json
+	@echo "wrote $(BUILD)/demo-nuclei.png (the masks over the image) and $(BUILD)/demo-nuclei.json (COCO results)"
+
+# the evaluator on the built-in demo detections
+demo-eval: build
 	$(BUILD)/iseg eval --gt examples/data/demo_gt.json --dt examples/data/demo_results.json \
 	    --per-category --plot $(BUILD)/demo-plots --json $(BUILD)/demo-eval.json
 	@echo "wrote $(BUILD)/demo-eval.json and $(BUILD)/demo-plots/pr_curves.png"

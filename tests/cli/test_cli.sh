@@ -1121,6 +1121,19 @@ run train --train-json "$TMP/syn/synth.json" --out "$TMP/t/x.safetensors"
 want_rc 2
 end
 
+# ---- the default model ---------------------------------------------------------------
+begin "demo: the default nuclei model segments the project's sample image (AP >= 0.6)"
+run predict "$SRC/examples/data/nuclei_sample.png" --model "$SRC/models/nuclei_compact.safetensors" \
+    --viz "$TMP/t/demo.png" --viz-style masks --out "$TMP/t/demo.json"
+want_rc 0
+[ -s "$TMP/t/demo.png" ] || bad "no overlay written"
+# the sample's ground truth is iseg synth --count 1 --seed 7 --size 320x256 (40 nuclei)
+run eval --gt "$SRC/examples/data/nuclei_sample.json" --dt "$TMP/t/demo.json" --json -
+want_rc 0
+DEMO_AP=$(tr -d '\n' <"$OUT" | sed -n 's/.*"stats": \[\([-0-9.e]*\),.*/\1/p')
+awk -v ap="${DEMO_AP:-0}" 'BEGIN { exit !(ap >= 0.6) }' || bad "segm AP on the sample: '$DEMO_AP' (< 0.6)"
+end
+
 # ---- verdict -------------------------------------------------------------------------
 echo "cli: $PASS passed, $FAIL failed, $SKIP skipped"
 if [ "$FAIL" -ne 0 ]; then
