@@ -72,6 +72,15 @@ struct iseg_model {
     float          *mask_logit_b; /* (K) */
 };
 
+/* A k x k convolution with a stride and a padding (dilation 1, one group). */
+static inline struct iseg_conv2d_desc mrcnn_conv_desc(int cin, int cout, int k, int stride,
+                                                      int pad) {
+    struct iseg_conv2d_desc d = iseg_conv2d_default_desc(cin, cout, k);
+    d.stride_h = d.stride_w = stride;
+    d.pad_h = d.pad_w = pad;
+    return d;
+}
+
 /* The dimensions of a ResNet-FPN Mask R-CNN state dict (plain torchvision names) and its
  * inference defaults from the metadata; EFORMAT with a message naming what is missing. */
 enum iseg_status mrcnn_cfg_read(const iseg_weights_t w, struct mrcnn_cfg *g,

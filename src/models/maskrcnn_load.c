@@ -182,17 +182,10 @@ out:
     return st;
 }
 
-static struct iseg_conv2d_desc conv_desc(int cin, int cout, int k, int stride, int pad) {
-    struct iseg_conv2d_desc d = iseg_conv2d_default_desc(cin, cout, k);
-    d.stride_h = d.stride_w = stride;
-    d.pad_h = d.pad_w = pad;
-    return d;
-}
-
 static enum iseg_status bind_backbone(struct binder *b, iseg_model_t m) {
     const struct mrcnn_cfg *g = &m->cfg;
     TRY(bind_conv(b, &m->conv1, "backbone.body.conv1", NULL, "backbone.body.bn1", false,
-                  conv_desc(3, g->stem, 7, 2, 3)));
+                  mrcnn_conv_desc(3, g->stem, 7, 2, 3)));
     int cin = g->stem, bi = 0;
     for (int L = 0; L < 4; L++) {
         int width = g->width[L], cout = g->out[L];
@@ -203,27 +196,30 @@ static enum iseg_status bind_backbone(struct binder *b, iseg_model_t m) {
             snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv1", L + 1, k);
             snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn1", L + 1, k);
             if (g->bottleneck)
-                TRY(bind_conv(b, &blk->conv1, c, NULL, n, false, conv_desc(cin, width, 1, 1, 0)));
+                TRY(bind_conv(b, &blk->conv1, c, NULL, n, false,
+                              mrcnn_conv_desc(cin, width, 1, 1, 0)));
             else /* basic block: the stride is in the first 3x3 */
                 TRY(bind_conv(b, &blk->conv1, c, NULL, n, false,
-                              conv_desc(cin, width, 3, stride, 1)));
+                              mrcnn_conv_desc(cin, width, 3, stride, 1)));
             snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv2", L + 1, k);
             snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn2", L + 1, k);
             if (g->bottleneck)
                 TRY(bind_conv(b, &blk->conv2, c, NULL, n, false,
-                              conv_desc(width, width, 3, stride, 1)));
+                              mrcnn_conv_desc(width, width, 3, stride, 1)));
             else
-                TRY(bind_conv(b, &blk->conv2, c, NULL, n, false, conv_desc(width, cout, 3, 1, 1)));
+                TRY(bind_conv(b, &blk->conv2, c, NULL, n, false,
+                              mrcnn_conv_desc(width, cout, 3, 1, 1)));
             if (g->bottleneck) {
                 snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv3", L + 1, k);
                 snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn3", L + 1, k);
-                TRY(bind_conv(b, &blk->conv3, c, NULL, n, false, conv_desc(width, cout, 1, 1, 0)));
+                TRY(bind_conv(b, &blk->conv3, c, NULL, n, false,
+                              mrcnn_conv_desc(width, cout, 1, 1, 0)));
             }
             if (k == 0 && (stride != 1 || cin != cout)) {
                 snprintf(c, sizeof(c), "backbone.body.layer%d.0.downsample.0", L + 1);
                 snprintf(n, sizeof(n), "backbone.body.layer%d.0.downsample.1", L + 1);
                 TRY(bind_conv(b, &blk->down, c, NULL, n, false,
-                              conv_desc(cin, cout, 1, stride, 0)));
+                              mrcnn_conv_desc(cin, cout, 1, stride, 0)));
             }
             cin = cout;
         }
@@ -240,12 +236,12 @@ static enum iseg_status bind_fpn(struct binder *b, iseg_model_t m) {
         snprintf(alt, sizeof(alt), "backbone.fpn.inner_blocks.%d", i);
         snprintf(n, sizeof(n), "backbone.fpn.inner_blocks.%d.1", i);
         TRY(bind_conv(b, &m->fpn_inner[i], c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
-                      conv_desc(m->cfg.out[i], F, 1, 1, 0)));
+                      mrcnn_conv_desc(m->cfg.out[i], F, 1, 1, 0)));
         snprintf(c, sizeof(c), "backbone.fpn.layer_blocks.%d.0", i);
         snprintf(alt, sizeof(alt), "backbone.fpn.layer_blocks.%d", i);
         snprintf(n, sizeof(n), "backbone.fpn.layer_blocks.%d.1", i);
         TRY(bind_conv(b, &m->fpn_layer[i], c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
-                      conv_desc(F, F, 3, 1, 1)));
+                      mrcnn_conv_desc(F, F, 3, 1, 1)));
     }
     return ISEG_STATUS_OK;
 }
@@ -258,7 +254,7 @@ static enum iseg_status bind_rpn(struct binder *b, iseg_model_t m) {
         char c[64];
         snprintf(c, sizeof(c), "rpn.head.conv.%d.0", i);
         TRY(bind_conv(b, &m->rpn_conv[i], c, v2 ? NULL : "rpn.head.conv", NULL, true,
-                      conv_desc(F, F, 3, 1, 1)));
+                      mrcnn_conv_desc(F, F, 3, 1, 1)));
     }
     /* cls_logits (3) and bbox_pred (12) as one 1x1 conv of 15 outputs */
     float *cw = NULL, *cb = NULL, *bw = NULL, *bb = NULL, *w = NULL, *bias = NULL;
@@ -280,7 +276,7 @@ static enum iseg_status bind_rpn(struct binder *b, iseg_model_t m) {
     memcpy(w + (size_t)3 * F, bw, (size_t)12 * F * sizeof(float));
     memcpy(bias, cb, 3 * sizeof(float));
     memcpy(bias + 3, bb, 12 * sizeof(float));
-    struct iseg_conv2d_desc d = conv_desc(F, 15, 1, 1, 0);
+    struct iseg_conv2d_desc d = mrcnn_conv_desc(F, 15, 1, 1, 0);
     st = iseg_conv2d_init(&m->rpn_out, &d, w, bias);
     if (st) fail(b, st, "rpn.head: cannot prepare the convolution");
 out:
@@ -320,7 +316,7 @@ static enum iseg_status bind_heads(struct binder *b, iseg_model_t m) {
         char c[64], n[64];
         snprintf(c, sizeof(c), "roi_heads.box_head.%d.0", i);
         snprintf(n, sizeof(n), "roi_heads.box_head.%d.1", i);
-        TRY(bind_conv(b, &m->box_conv[i], c, NULL, n, false, conv_desc(F, F, 3, 1, 1)));
+        TRY(bind_conv(b, &m->box_conv[i], c, NULL, n, false, mrcnn_conv_desc(F, F, 3, 1, 1)));
     }
     m->n_box_fc = g->box_fcs;
     if (g->box_convs) {
@@ -365,7 +361,7 @@ static enum iseg_status bind_heads(struct binder *b, iseg_model_t m) {
         snprintf(alt, sizeof(alt), "roi_heads.mask_head.mask_fcn%d", i + 1);
         snprintf(n, sizeof(n), "roi_heads.mask_head.%d.1", i);
         st = bind_conv(b, &m->mask_conv[i], c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
-                       conv_desc(i ? MC : F, MC, 3, 1, 1));
+                       mrcnn_conv_desc(i ? MC : F, MC, 3, 1, 1));
         if (st) goto out;
     }
     {

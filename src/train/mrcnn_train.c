@@ -206,13 +206,6 @@ static struct tp *add_t(struct iseg_trainer *t, bool param, int ndim, const int6
     return p;
 }
 
-static struct iseg_conv2d_desc cdesc(int cin, int cout, int k, int stride, int pad) {
-    struct iseg_conv2d_desc d = iseg_conv2d_default_desc(cin, cout, k);
-    d.stride_h = d.stride_w = stride;
-    d.pad_h = d.pad_w = pad;
-    return d;
-}
-
 /* name.weight (+ name.bias), and bn.{weight,bias,running_mean,running_var} when bn != NULL */
 static void add_conv(struct iseg_trainer *t, struct tconv *c, struct iseg_conv2d_desc d,
                      const char *name, bool bias, const char *bn) {
@@ -241,7 +234,7 @@ static void add_lin(struct iseg_trainer *t, struct tlin *l, int in, int out, con
 static void build(struct iseg_trainer *t) {
     const struct iseg_train_arch *a = &t->ar;
     const int F = a->fpn, K = a->num_classes, A = MRCNN_N_ANCHORS;
-    add_conv(t, &t->conv1, cdesc(3, a->width, 7, 2, 3), "backbone.body.conv1", false,
+    add_conv(t, &t->conv1, mrcnn_conv_desc(3, a->width, 7, 2, 3), "backbone.body.conv1", false,
              "backbone.body.bn1");
     int cin = a->width, bi = 0;
     for (int L = 0; L < 4; L++) {
@@ -254,11 +247,12 @@ static void build(struct iseg_trainer *t) {
             for (int j = 0; j < blk->nc; j++) {
                 struct iseg_conv2d_desc d;
                 if (a->bottleneck)
-                    d = j == 0   ? cdesc(cin, width, 1, 1, 0)
-                        : j == 1 ? cdesc(width, width, 3, stride, 1)
-                                 : cdesc(width, cout, 1, 1, 0);
+                    d = j == 0   ? mrcnn_conv_desc(cin, width, 1, 1, 0)
+                        : j == 1 ? mrcnn_conv_desc(width, width, 3, stride, 1)
+                                 : mrcnn_conv_desc(width, cout, 1, 1, 0);
                 else
-                    d = j == 0 ? cdesc(cin, cout, 3, stride, 1) : cdesc(cout, cout, 3, 1, 1);
+                    d = j == 0 ? mrcnn_conv_desc(cin, cout, 3, stride, 1)
+                               : mrcnn_conv_desc(cout, cout, 3, 1, 1);
                 snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv%d", L + 1, k, j + 1);
                 snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn%d", L + 1, k, j + 1);
                 add_conv(t, &blk->c[j], d, c, false, n);
@@ -267,7 +261,7 @@ static void build(struct iseg_trainer *t) {
             if (blk->has_down) {
                 snprintf(c, sizeof(c), "backbone.body.layer%d.0.downsample.0", L + 1);
                 snprintf(n, sizeof(n), "backbone.body.layer%d.0.downsample.1", L + 1);
-                add_conv(t, &blk->down, cdesc(cin, cout, 1, stride, 0), c, false, n);
+                add_conv(t, &blk->down, mrcnn_conv_desc(cin, cout, 1, stride, 0), c, false, n);
             }
             cin = cout;
         }
@@ -277,13 +271,13 @@ static void build(struct iseg_trainer *t) {
         char c[TR_NAME_LEN];
         int out = a->bottleneck ? 4 * (a->width << i) : a->width << i;
         snprintf(c, sizeof(c), "backbone.fpn.inner_blocks.%d.0", i);
-        add_conv(t, &t->fpn_inner[i], cdesc(out, F, 1, 1, 0), c, true, NULL);
+        add_conv(t, &t->fpn_inner[i], mrcnn_conv_desc(out, F, 1, 1, 0), c, true, NULL);
         snprintf(c, sizeof(c), "backbone.fpn.layer_blocks.%d.0", i);
-        add_conv(t, &t->fpn_layer[i], cdesc(F, F, 3, 1, 1), c, true, NULL);
+        add_conv(t, &t->fpn_layer[i], mrcnn_conv_desc(F, F, 3, 1, 1), c, true, NULL);
     }
-    add_conv(t, &t->rpn_conv, cdesc(F, F, 3, 1, 1), "rpn.head.conv.0.0", true, NULL);
-    add_conv(t, &t->rpn_cls, cdesc(F, A, 1, 1, 0), "rpn.head.cls_logits", true, NULL);
-    add_conv(t, &t->rpn_box, cdesc(F, 4 * A, 1, 1, 0), "rpn.head.bbox_pred", true, NULL);
+    add_conv(t, &t->rpn_conv, mrcnn_conv_desc(F, F, 3, 1, 1), "rpn.head.conv.0.0", true, NULL);
+    add_conv(t, &t->rpn_cls, mrcnn_conv_desc(F, A, 1, 1, 0), "rpn.head.cls_logits", true, NULL);
+    add_conv(t, &t->rpn_box, mrcnn_conv_desc(F, 4 * A, 1, 1, 0), "rpn.head.bbox_pred", true, NULL);
     add_lin(t, &t->fc6, F * 49, a->rep, "roi_heads.box_head.fc6");
     add_lin(t, &t->fc7, a->rep, a->rep, "roi_heads.box_head.fc7");
     add_lin(t, &t->cls, a->rep, K, "roi_heads.box_predictor.cls_score");
@@ -292,15 +286,15 @@ static void build(struct iseg_trainer *t) {
     for (int i = 0; i < t->n_mask_conv; i++) {
         char c[TR_NAME_LEN];
         snprintf(c, sizeof(c), "roi_heads.mask_head.%d.0", i);
-        add_conv(t, &t->mask_conv[i], cdesc(i ? a->mask_ch : F, a->mask_ch, 3, 1, 1), c, true,
-                 NULL);
+        add_conv(t, &t->mask_conv[i], mrcnn_conv_desc(i ? a->mask_ch : F, a->mask_ch, 3, 1, 1), c,
+                 true, NULL);
     }
     struct iseg_deconv2d_desc dd = {a->mask_ch, a->mask_ch, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 1};
     t->dd = dd;
     int64_t dws[4] = {a->mask_ch, a->mask_ch, 2, 2}, dbs[1] = {a->mask_ch};
     t->dw = add_t(t, true, 4, dws, "roi_heads.mask_predictor.conv5_mask.weight");
     t->db = add_t(t, true, 1, dbs, "roi_heads.mask_predictor.conv5_mask.bias");
-    add_conv(t, &t->mask_logits, cdesc(a->mask_ch, K, 1, 1, 0),
+    add_conv(t, &t->mask_logits, mrcnn_conv_desc(a->mask_ch, K, 1, 1, 0),
              "roi_heads.mask_predictor.mask_fcn_logits", true, NULL);
     if (t->p.uncertainty_weighting) {
         int64_t s[1] = {TR_N_LOSSES};
@@ -456,8 +450,8 @@ static enum iseg_status pack_convs(struct iseg_trainer *t) {
             for (int ci = 0; ci < d->cin; ci++)
                 for (int y = 0; y < kh; y++)
                     for (int x = 0; x < kw; x++)
-                        c->adj_w[(((size_t)ci * d->cout + co) * kh + kh - 1 - y) * kw + kw - 1 - x] =
-                            c->w->w[(((size_t)co * d->cin + ci) * kh + y) * kw + x];
+                        c->adj_w[(((size_t)ci * d->cout + co) * kh + kh - 1 - y) * kw + kw - 1 -
+                                 x] = c->w->w[(((size_t)co * d->cin + ci) * kh + y) * kw + x];
         if (c->adj) {
             st = iseg_conv2d_set_weights(t->e, c->adj, c->adj_w, NULL);
         } else {
@@ -499,7 +493,8 @@ enum iseg_status iseg_trainer_new(iseg_trainer_t *out, const struct iseg_train_a
     ISEG_ASSERT(out && arch && p);
     *out = NULL;
     if (!arch_ok(arch)) return fail(NULL, err, errlen, ISEG_STATUS_EINVAL, "bad architecture");
-    if (!params_ok(p)) return fail(NULL, err, errlen, ISEG_STATUS_EINVAL, "bad training parameters");
+    if (!params_ok(p))
+        return fail(NULL, err, errlen, ISEG_STATUS_EINVAL, "bad training parameters");
     struct iseg_trainer *t = iseg__calloc(1, sizeof(*t));
     if (!t) return fail(NULL, err, errlen, ISEG_STATUS_ENOMEM, "out of memory");
     t->ar = *arch;
@@ -1231,6 +1226,9 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
     }
     /* ---- box head ---- */
     const int rep = t->ar.rep, in6 = F * 49;
+    /* one scratch size for the four linear layers (in <= max(in6, rep), out <= max(rep, 4K)) */
+    const size_t lin_scratch =
+        iseg_linear_train_scratch(S, in6 > rep ? in6 : rep, rep > 4 * K ? rep : 4 * K);
     struct mroi bm;
     float *feat = A(t, (size_t)S * in6), *h6 = A(t, (size_t)S * rep), *h7 = A(t, (size_t)S * rep);
     float *logits = A(t, (size_t)S * K), *reg = A(t, (size_t)S * 4 * K);
@@ -1239,7 +1237,7 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
     if (S > 0) {
         if (!mroi_fwd(t, &bm, feat, sb, S, 7, oh)) goto oom;
         mk = iseg_arena_mark(t->a);
-        float *scr = A(t, iseg_linear_train_scratch(S, in6 > rep ? in6 : rep, rep > 4 * K ? rep : 4 * K));
+        float *scr = A(t, lin_scratch);
         if (!scr) goto oom;
         iseg_linear_fwd_raw(t->e, h6, feat, t->fc6.w->w, t->fc6.b->w, S, in6, rep, scr);
         iseg_relu(h6, h6, (size_t)S * rep);
@@ -1369,13 +1367,14 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *smp, fl
         mk = iseg_arena_mark(t->a);
         float *dh7 = A0(t, (size_t)S * rep), *dh6 = A0(t, (size_t)S * rep);
         float *dfeat = A0(t, (size_t)S * in6);
-        float *scr = A(t, iseg_linear_train_scratch(S, in6 > rep ? in6 : rep, rep > 4 * K ? rep : 4 * K));
+        float *scr = A(t, lin_scratch);
         if (!dh7 || !dh6 || !dfeat || !scr) goto oom;
         iseg_linear_bwd(t->e, dh7, t->cls.w->g, t->cls.b->g, dlog, h7, t->cls.w->w, S, rep, K, scr);
         iseg_linear_bwd(t->e, dh7, t->box.w->g, t->box.b->g, dreg, h7, t->box.w->w, S, rep, 4 * K,
                         scr);
         relu_inplace_bwd(dh7, h7, (size_t)S * rep);
-        iseg_linear_bwd(t->e, dh6, t->fc7.w->g, t->fc7.b->g, dh7, h6, t->fc7.w->w, S, rep, rep, scr);
+        iseg_linear_bwd(t->e, dh6, t->fc7.w->g, t->fc7.b->g, dh7, h6, t->fc7.w->w, S, rep, rep,
+                        scr);
         relu_inplace_bwd(dh6, h6, (size_t)S * rep);
         iseg_linear_bwd(t->e, dfeat, t->fc6.w->g, t->fc6.b->g, dh6, feat, t->fc6.w->w, S, in6, rep,
                         scr);
