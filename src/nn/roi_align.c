@@ -325,27 +325,9 @@ static void out_c(float *out, size_t ohw, const float *obuf, int nbin, int nl) {
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define AVX2 __attribute__((target("avx2")))
+#include "nn/avx2_transpose.h"
 
-/* r[i] (8 floats of row i) -> r[j] = column j */
-AVX2 static inline void transpose8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
+#define AVX2 __attribute__((target("avx2")))
 
 /* tile_c() for nl = LANES: 8x8 transposes where 8 used columns are consecutive (rows, cols
  * NULL: all of them) */
@@ -360,7 +342,7 @@ AVX2 static void tile_avx2(float *tile, const float *f, size_t hw, int W, const 
             if (c + 8 <= ncol && (!cols || cols[c + 7] == x + 7)) {
                 __m256 v[8];
                 for (int l = 0; l < 8; l++) v[l] = _mm256_loadu_ps(fr + (size_t)l * hw + x);
-                transpose8(v);
+                iseg__transpose8_avx2(v);
                 for (int j = 0; j < 8; j++) _mm256_storeu_ps(t + (size_t)(c + j) * LANES, v[j]);
                 c += 8;
             } else {
@@ -410,7 +392,7 @@ AVX2 static void out_avx2(float *out, size_t ohw, const float *obuf, int nbin) {
     for (; b + 8 <= nbin; b += 8) {
         __m256 v[8];
         for (int j = 0; j < 8; j++) v[j] = _mm256_loadu_ps(obuf + (size_t)(b + j) * LANES);
-        transpose8(v);
+        iseg__transpose8_avx2(v);
         for (int l = 0; l < 8; l++) _mm256_storeu_ps(out + (size_t)l * ohw + b, v[l]);
     }
     for (; b < nbin; b++)

@@ -300,6 +300,8 @@ static void out_group_c(const struct wctx *s, const float *Mb, long t0, int tl) 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 
+#include "nn/avx2_transpose.h"
+
 #define TGT __attribute__((target("avx2,fma")))
 #define VADD(x, y) _mm256_add_ps(x, y)
 #define VSUB(x, y) _mm256_sub_ps(x, y)
@@ -326,24 +328,6 @@ TGT static inline void tr8x4(const __m128 *r, __m256 *d) {
     d[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
     d[2] = _mm256_shuffle_ps(t1, t3, 0x44);
     d[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
-}
-
-/* 8 rows of 8 floats -> the first 6 columns as vectors of 8 lanes */
-TGT static inline void tr8x6(const __m256 *r, __m256 *d) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    d[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-    d[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-    d[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-    d[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-    d[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-    d[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
 }
 
 /* The block's input transform, channel by channel (each channel's rows stream through L1):
@@ -393,7 +377,9 @@ TGT static void in_block_avx2(const struct wctx *s, float *V, struct tin *tb, lo
                             _mm256_set1_epi32(tg[l].rmask[i]));
                         r[l] = _mm256_maskload_ps(row + tg[l].off, mk);
                     }
-                    tr8x6(r, d + i * 6);
+                    /* the first 6 columns (a = 6 input rows of the tile) */
+                    iseg__transpose8_avx2(r);
+                    for (int k = 0; k < 6; k++) d[i * 6 + k] = r[k];
                 }
             }
             IN_TF(__m256, VADD, VSUB, VMUL, a, d, v);
