@@ -93,6 +93,14 @@ static inline const char *coco_ann_seg(const struct coco_file *f, const struct c
  * On error, err holds "<file>: <where>: <what>". A results file that is a JSON array is split
  * into up to n_pieces pieces parsed concurrently on pool (NULL: sequentially). */
 struct iseg__pool;
+/* An id and its position in file order; iseg__cmp_id_pos sorts by id, then position (stable
+ * for repeated ids), so a sorted table finds ids by binary search and reports duplicates. */
+struct iseg__id_pos {
+    int64_t id;
+    size_t  pos;
+};
+int iseg__cmp_id_pos(const void *a, const void *b);
+
 enum iseg_status iseg__coco_parse(struct coco_file *f, const char *path, const char *data,
                                   size_t len, unsigned mode, char *err, size_t errlen);
 /* Parse GT and results files together, splitting large results arrays into pieces, all on

@@ -22,13 +22,8 @@ void iseg__ann_where(const struct iseg_coco_eval *ev, bool is_dt, size_t i, char
 
 /* ---- sorting helpers ---- */
 
-struct id_pos {
-    int64_t id;
-    size_t  pos;
-};
-
-static int cmp_id_pos(const void *a, const void *b) {
-    const struct id_pos *x = a, *y = b;
+int iseg__cmp_id_pos(const void *a, const void *b) {
+    const struct iseg__id_pos *x = a, *y = b;
     if (x->id != y->id) return x->id < y->id ? -1 : 1;
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
@@ -38,7 +33,7 @@ static int cmp_id_pos(const void *a, const void *b) {
 static enum iseg_status sort_unique_last(void *table, size_t *n, size_t sz,
                                          void (*drop)(void *elem)) {
     size_t         cnt = *n;
-    struct id_pos *ip  = iseg__malloc_array(cnt ? cnt : 1, sizeof(*ip));
+    struct iseg__id_pos *ip  = iseg__malloc_array(cnt ? cnt : 1, sizeof(*ip));
     char          *tmp = iseg__malloc_array(cnt ? cnt : 1, sz);
     if (!ip || !tmp) {
         iseg__free(ip);
@@ -50,7 +45,7 @@ static enum iseg_status sort_unique_last(void *table, size_t *n, size_t sz,
         memcpy(&ip[i].id, t + i * sz, sizeof(int64_t));
         ip[i].pos = i;
     }
-    qsort(ip, cnt, sizeof(*ip), cmp_id_pos);
+    qsort(ip, cnt, sizeof(*ip), iseg__cmp_id_pos);
     size_t k = 0;
     for (size_t i = 0; i < cnt; i++) {
         if (i + 1 < cnt && ip[i + 1].id == ip[i].id) {

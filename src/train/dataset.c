@@ -99,21 +99,10 @@ __attribute__((format(printf, 3, 4))) static void add_issue(struct iseg_dataset_
  * (iseg__coco_images_parse, shared with iseg_coco_images_read): the evaluator's parser keeps
  * only id, width and height. */
 
-/* ---- sorting ---- */
-
-struct id_pos {
-    int64_t id;
-    size_t  pos;
-};
-
-static int cmp_id_pos(const void *a, const void *b) {
-    const struct id_pos *x = a, *y = b;
-    if (x->id != y->id) return x->id < y->id ? -1 : 1;
-    return x->pos < y->pos ? -1 : x->pos > y->pos;
-}
+/* ---- sorting (iseg__id_pos tables, eval/coco_impl.h) ---- */
 
 /* Index of id in the sorted table (n entries), or -1. */
-static ptrdiff_t find_id(const struct id_pos *t, size_t n, int64_t id) {
+static ptrdiff_t find_id(const struct iseg__id_pos *t, size_t n, int64_t id) {
     size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -370,17 +359,17 @@ void iseg_dataset_free(iseg_dataset_t ds) {
 }
 
 /* Categories: sorted by id, unique; labels 1..K. */
-static enum iseg_status build_cats(iseg_dataset_t ds, struct coco_file *f, struct id_pos **out,
+static enum iseg_status build_cats(iseg_dataset_t ds, struct coco_file *f, struct iseg__id_pos **out,
                                    char *err, size_t errlen) {
     size_t         n  = f->n_cats;
-    struct id_pos *ip = iseg__malloc_array(n ? n : 1, sizeof(*ip));
+    struct iseg__id_pos *ip = iseg__malloc_array(n ? n : 1, sizeof(*ip));
     ds->cats          = iseg__calloc(n ? n : 1, sizeof(*ds->cats));
     if (!ip || !ds->cats) {
         iseg__free(ip);
         return ISEG_STATUS_ENOMEM;
     }
-    for (size_t i = 0; i < n; i++) ip[i] = (struct id_pos){f->cats[i].id, i};
-    qsort(ip, n, sizeof(*ip), cmp_id_pos);
+    for (size_t i = 0; i < n; i++) ip[i] = (struct iseg__id_pos){f->cats[i].id, i};
+    qsort(ip, n, sizeof(*ip), iseg__cmp_id_pos);
     for (size_t i = 0; i + 1 < n; i++) {
         if (ip[i].id == ip[i + 1].id) {
             set_err(err, errlen, "%s: categories[%zu]: id %lld repeats categories[%zu]",
@@ -406,13 +395,13 @@ static enum iseg_status build_cats(iseg_dataset_t ds, struct coco_file *f, struc
 /* Images: sorted by id, unique, with a file name and a usable size. */
 static enum iseg_status build_imgs(iseg_dataset_t ds, struct coco_file *f,
                                    struct iseg_coco_image *names, size_t n_names,
-                                   struct id_pos **out, char *err, size_t errlen) {
+                                   struct iseg__id_pos **out, char *err, size_t errlen) {
     size_t n = f->n_imgs;
     if (n_names != n) {
         set_err(err, errlen, "%s: internal: %zu images, %zu file names", ds->name, n, n_names);
         return ISEG_STATUS_EINTERNAL;
     }
-    struct id_pos *ip = iseg__malloc_array(n ? n : 1, sizeof(*ip));
+    struct iseg__id_pos *ip = iseg__malloc_array(n ? n : 1, sizeof(*ip));
     ds->imgs          = iseg__calloc(n ? n : 1, sizeof(*ds->imgs));
     if (!ip || !ds->imgs) {
         iseg__free(ip);
@@ -431,9 +420,9 @@ static enum iseg_status build_imgs(iseg_dataset_t ds, struct coco_file *f,
                     im->w == 0 || im->h == 0 ? "empty" : "too large");
             goto bad;
         }
-        ip[i] = (struct id_pos){im->id, i};
+        ip[i] = (struct iseg__id_pos){im->id, i};
     }
-    qsort(ip, n, sizeof(*ip), cmp_id_pos);
+    qsort(ip, n, sizeof(*ip), iseg__cmp_id_pos);
     for (size_t i = 0; i + 1 < n; i++) {
         if (ip[i].id == ip[i + 1].id) {
             set_err(err, errlen, "%s: images[%zu]: id %lld repeats images[%zu]", ds->name,
@@ -475,7 +464,7 @@ static enum iseg_status open_common(iseg_dataset_t *out, const char *name, const
     struct coco_file f;
     struct iseg_coco_image *names = NULL;
     size_t                  n_names = 0;
-    struct id_pos   *cat_ip = NULL, *img_ip = NULL;
+    struct iseg__id_pos   *cat_ip = NULL, *img_ip = NULL;
     int32_t         *ann_img = NULL, *ann_cat = NULL;
     struct slot     *slots   = NULL;
     struct iseg__pool *pool  = NULL;
