@@ -154,19 +154,25 @@ TEST(golden_v2_small) { golden("v2_small.safetensors"); }
  * dimensions and anchor sizes the loader reads from the file */
 TEST(golden_compact_small) { golden("compact_small.safetensors"); }
 
-/* Detections (boxes, scores, labels and masks) are bit-identical for 1 and 3 threads, and for a
- * second image run in the same context (the arena then holds one block, nothing is allocated). */
-TEST(threads_deterministic) {
+/* The golden tests/golden/maskrcnn/<name> (in *g) and the model of its random weights,
+ * regenerated in C from the recipe and written to the test's directory. */
+static iseg_model_t golden_randw_model(const char *name, iseg_weights_t *g) {
     char path[512], wpath[512], err[512] = "";
-    snprintf(path, sizeof(path), "%s/tests/golden/maskrcnn/v1_small.safetensors",
-             ISEG_SOURCE_DIR);
-    iseg_weights_t g = NULL;
-    ASSERT_MSG(iseg_weights_load(&g, path, err, sizeof(err)) == ISEG_STATUS_OK, "%s", err);
+    snprintf(path, sizeof(path), "%s/tests/golden/maskrcnn/%s", ISEG_SOURCE_DIR, name);
+    ASSERT_MSG(iseg_weights_load(g, path, err, sizeof(err)) == ISEG_STATUS_OK, "%s", err);
     snprintf(wpath, sizeof(wpath), "%s/randw.safetensors", test_tmp_dir());
-    ASSERT_MSG(randw_write(wpath, g, err, sizeof(err)) == 0, "%s", err);
+    ASSERT_MSG(randw_write(wpath, *g, err, sizeof(err)) == 0, "%s", err);
     iseg_model_t m = NULL;
     ASSERT_MSG(iseg_model_init_from_file(&m, wpath, iseg_model_default_params(), err,
                                          sizeof(err)) == ISEG_STATUS_OK, "%s", err);
+    return m;
+}
+
+/* Detections (boxes, scores, labels and masks) are bit-identical for 1 and 3 threads, and for a
+ * second image run in the same context (the arena then holds one block, nothing is allocated). */
+TEST(threads_deterministic) {
+    iseg_weights_t g = NULL;
+    iseg_model_t   m = golden_randw_model("v1_small.safetensors", &g);
     ASSERT(iseg_model_arch(m) == ISEG_ARCH_MASKRCNN_R50_FPN);
     ASSERT(iseg_model_num_classes(m) == 91);
     const struct iseg_weight *im = iseg_weights_find(g, "image");
@@ -224,16 +230,8 @@ static void count_free(void *p, void *u) {
 }
 
 TEST(no_allocation_after_warmup) {
-    char path[512], wpath[512], err[512] = "";
-    snprintf(path, sizeof(path), "%s/tests/golden/maskrcnn/compact_small.safetensors",
-             ISEG_SOURCE_DIR);
     iseg_weights_t g = NULL;
-    ASSERT_MSG(iseg_weights_load(&g, path, err, sizeof(err)) == ISEG_STATUS_OK, "%s", err);
-    snprintf(wpath, sizeof(wpath), "%s/randw.safetensors", test_tmp_dir());
-    ASSERT_MSG(randw_write(wpath, g, err, sizeof(err)) == 0, "%s", err);
-    iseg_model_t m = NULL;
-    ASSERT_MSG(iseg_model_init_from_file(&m, wpath, iseg_model_default_params(), err,
-                                         sizeof(err)) == ISEG_STATUS_OK, "%s", err);
+    iseg_model_t   m = golden_randw_model("compact_small.safetensors", &g);
     ASSERT(iseg_model_arch(m) == ISEG_ARCH_MASKRCNN_RESNET_FPN);
     const struct iseg_weight *im = iseg_weights_find(g, "image");
     struct iseg_image img = {(uint32_t)im->shape[1], (uint32_t)im->shape[0], 3, 8,
