@@ -113,6 +113,14 @@ bool mrcnn_props_add_level(struct mrcnn_props *p, int l, const float *obj, const
 bool mrcnn_props_finish(struct mrcnn_props *p, int img_h, int img_w, float nms_thresh, int post,
                         float **out_boxes, int *out_n);
 
+/* MultiScaleRoIAlign over P2..P5 (ops/poolers.py; sampling ratio 2, not aligned): level l's
+ * scale is 2^round(log2(H[l] / img_h)), RoI n goes to levels[n] by torchvision's LevelMapper
+ * (canonical 224 at level 4), out (N, C, S, S). scales (4) and *n_lv (levels in use) are
+ * written too, for a backward pass. levels holds N ints. */
+void mrcnn_roi_pool(iseg_engine_t e, float *out, int *levels, float scales[4], int *n_lv,
+                    const float *const feats[4], const int H[4], const int W[4], int C,
+                    const float *boxes, int N, int S, int img_h);
+
 /* The image size GeneralizedRCNNTransform resizes an H0 x W0 image to (its float32
  * arithmetic): short side min_size unless the long side would exceed max_size. */
 void mrcnn_resized_size(int H0, int W0, int min_size, int max_size, int *oh, int *ow);

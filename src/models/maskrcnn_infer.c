@@ -307,22 +307,13 @@ static bool roi_pool(struct iseg_infer *c, float *out, const struct fmap P[MRCNN
                      const float *boxes, int N, int S, int img_h, int img_w) {
     (void)img_w;
     if (N == 0) return true;
-    float scales[4];
-    for (int l = 0; l < 4; l++) {
-        /* _infer_scale: 2 ** round(log2(feature size / image size)), from the height */
-        float approx = (float)((double)P[l].H / (double)img_h);
-        scales[l] = (float)pow(2.0, (double)roundf(log2f(approx)));
-    }
-    int k_min = (int)(-log2f(scales[0])), k_max = (int)(-log2f(scales[3]));
     int *levels = iseg_arena_alloc(c->a, sizeof(int) * (size_t)N);
     if (!levels) return false;
-    iseg_roi_levels(levels, boxes, N, k_min, k_max, 224.0f, 4, 1e-6f);
-    /* every level in one pass on the pool, each RoI straight into its place in out */
     const float *feats[4];
-    int H[4], W[4], n_lv = k_max - k_min + 1 < 4 ? k_max - k_min + 1 : 4;
+    int H[4], W[4], n_lv;
+    float scales[4];
     for (int l = 0; l < 4; l++) feats[l] = P[l].d, H[l] = P[l].H, W[l] = P[l].W;
-    iseg__roi_align_levels(c->e, out, feats, H, W, scales, n_lv, levels, boxes, N, P[0].C, S, S,
-                           2, false);
+    mrcnn_roi_pool(c->e, out, levels, scales, &n_lv, feats, H, W, P[0].C, boxes, N, S, img_h);
     return true;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "models/maskrcnn_impl.h"
+#include "nn/nn_impl.h" /* iseg__roi_align_levels */
 
 struct scored {
     float v;
@@ -165,4 +166,21 @@ void mrcnn_resized_size(int H0, int W0, int min_size, int max_size, int *oh, int
     float scale = s1 < s2 ? s1 : s2;
     *oh = (int)floor((double)H0 * (double)scale);
     *ow = (int)floor((double)W0 * (double)scale);
+}
+
+void mrcnn_roi_pool(iseg_engine_t e, float *out, int *levels, float scales[4], int *n_lv,
+                    const float *const feats[4], const int H[4], const int W[4], int C,
+                    const float *boxes, int N, int S, int img_h) {
+    for (int l = 0; l < 4; l++) {
+        /* _infer_scale: 2 ** round(log2(feature size / image size)), from the height */
+        float approx = (float)((double)H[l] / (double)img_h);
+        scales[l] = (float)pow(2.0, (double)roundf(log2f(approx)));
+    }
+    int k_min = (int)(-log2f(scales[0])), k_max = (int)(-log2f(scales[3]));
+    *n_lv = k_max - k_min + 1 < 4 ? k_max - k_min + 1 : 4;
+    if (N == 0) return;
+    iseg_roi_levels(levels, boxes, N, k_min, k_max, 224.0f, 4, 1e-6f);
+    /* every level in one pass on the pool, each RoI straight into its place in out */
+    iseg__roi_align_levels(e, out, feats, H, W, scales, *n_lv, levels, boxes, N, C, S, S, 2,
+                           false);
 }

@@ -909,41 +909,19 @@ static bool fpn_bwd(struct iseg_trainer *t, float *const dP[MRCNN_N_LEVELS], flo
 struct mroi {
     int   *levels;
     float  scales[4];
-    int    k_min, k_max;
+    int    n_lv;
 };
 
 static bool mroi_fwd(struct iseg_trainer *t, struct mroi *m, float *out, const float *boxes,
                      int N, int S, int img_h) {
     struct step *s = &t->s;
-    const int F = t->ar.fpn;
-    for (int l = 0; l < 4; l++) {
-        float approx = (float)((double)s->P[l].H / (double)img_h);
-        m->scales[l] = (float)pow(2.0, (double)roundf(log2f(approx)));
-    }
-    m->k_min = (int)(-log2f(m->scales[0]));
-    m->k_max = (int)(-log2f(m->scales[3]));
     m->levels = iseg_arena_alloc(t->a, sizeof(int) * (size_t)(N ? N : 1));
     if (!m->levels) return false;
-    iseg_roi_levels(m->levels, boxes, N, m->k_min, m->k_max, 224.0f, 4, 1e-6f);
-    size_t per = (size_t)F * S * S;
-    struct iseg_arena_mark mk = iseg_arena_mark(t->a);
-    float *lb = A(t, (size_t)4 * N), *tmp = A(t, per * (size_t)N);
-    int *idx = iseg_arena_alloc(t->a, sizeof(int) * (size_t)(N ? N : 1));
-    if (!lb || !tmp || !idx) return false;
-    for (int l = 0; l <= m->k_max - m->k_min && l < 4; l++) {
-        int n = 0;
-        for (int i = 0; i < N; i++)
-            if (m->levels[i] == l) {
-                idx[n] = i;
-                memcpy(lb + 4 * n, boxes + 4 * i, 4 * sizeof(float));
-                n++;
-            }
-        if (!n) continue;
-        iseg_roi_align(t->e, tmp, s->P[l].d, lb, n, F, s->P[l].H, s->P[l].W, S, S, m->scales[l],
-                       2, false);
-        for (int j = 0; j < n; j++) memcpy(out + per * idx[j], tmp + per * j, per * sizeof(float));
-    }
-    iseg_arena_release(t->a, mk);
+    const float *feats[4];
+    int H[4], W[4];
+    for (int l = 0; l < 4; l++) feats[l] = s->P[l].d, H[l] = s->P[l].H, W[l] = s->P[l].W;
+    mrcnn_roi_pool(t->e, out, m->levels, m->scales, &m->n_lv, feats, H, W, t->ar.fpn, boxes, N,
+                   S, img_h);
     return true;
 }
 
@@ -955,7 +933,7 @@ static bool mroi_bwd(struct iseg_trainer *t, const struct mroi *m, float *const 
     struct iseg_arena_mark mk = iseg_arena_mark(t->a);
     float *lb = A(t, (size_t)4 * N), *tmp = A(t, per * (size_t)N);
     if (!lb || !tmp) return false;
-    for (int l = 0; l <= m->k_max - m->k_min && l < 4; l++) {
+    for (int l = 0; l < m->n_lv; l++) {
         int n = 0;
         for (int i = 0; i < N; i++)
             if (m->levels[i] == l) {
