@@ -10,6 +10,9 @@ compressed RLE strings in the safetensors metadata.
     /usr/bin/python3 tools/maskrcnn_parity.py --arch v1 --min-size 96 --max-size 128 \
         --out tests/golden/maskrcnn/v1_small.safetensors
     /usr/bin/python3 tools/maskrcnn_parity.py --arch v2 --out /tmp/v2_800.safetensors   # 800 px
+    /usr/bin/python3 tools/maskrcnn_parity.py --arch compact --bn-stats image --seed 7 \
+        --image natural:120x160 --min-size 96 --max-size 128 --rpn-pre 200 --rpn-post 100 \
+        --dets 20 --out tests/golden/maskrcnn/compact_small_image_bn.safetensors   # and v1
 
 Needs Debian's python3-torch and python3-torchvision (1.13 / 0.14) and numpy.
 """
@@ -251,6 +254,10 @@ def main():
     ap.add_argument("--legacy", action="store_true",
                     help="save .pth weights as torchvision's released checkpoints are: the old "
                          "tensor names, no num_batches_tracked, torch's legacy (non-zip) format")
+    ap.add_argument("--bn-stats", choices=["running", "image"], default="running",
+                    help="image: the backbone's batch norms in training mode (each image's own "
+                         "statistics), as iseg's trainer normalises and models it trains record "
+                         "(iseg.bn_stats)")
     ap.add_argument("--save-image", help="also write the input image here (PNG)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -290,6 +297,13 @@ def main():
     for k, v in overrides.items():
         new_sd[k] = torch.from_numpy(v.copy())
     model.load_state_dict(new_sd)
+    if a.bn_stats == "image":
+        bns = [mod for mod in model.backbone.body.modules()
+               if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm)]
+        if not bns:
+            sys.exit("--bn-stats image: the backbone has no trainable batch norms")
+        for mod in bns:
+            mod.train()
 
     if a.image.startswith("natural:"):
         hh, ww = (int(v) for v in a.image.split(":")[1].split("x"))
@@ -316,6 +330,8 @@ def main():
     }
     if a.arch == "compact":  # the model file's own description (iseg reads it)
         meta["iseg.anchor_sizes"] = "16,32,64,128,256"
+    if a.bn_stats == "image":
+        meta["iseg.bn_stats"] = "image"
     for i in range(len(scores)):
         meta["mask.%d" % i] = rle_string(masks[i])
     tensors = {"image": img, "boxes": boxes.reshape(-1, 4), "scores": scores, "labels": labels}

@@ -72,8 +72,29 @@ const char *iseg_arch_name(enum iseg_arch a);
 /* Inverse of iseg_arch_name(); ISEG_ARCH_COUNT when unknown. */
 enum iseg_arch iseg_arch_from_name(const char *name);
 
+/* What the backbone's batch norms normalise with at inference. */
+enum iseg_bn_stats {
+    ISEG_BN_STATS_AUTO = 0, /* the file's metadata "iseg.bn_stats" ("running" or "image");
+                               running when absent */
+    ISEG_BN_STATS_RUNNING,  /* the running statistics, as torchvision in eval mode (folded into
+                               the convolutions: no cost) */
+    ISEG_BN_STATS_IMAGE,    /* each image's own statistics: batch norm as in training mode with
+                               one image per batch (mean and biased variance of each channel over
+                               the zero-padded image), the affine parameters learned. This is
+                               how iseg's trainer normalises (one image per forward pass), so
+                               models it trains are written with iseg.bn_stats = "image". Costs
+                               one pass over each backbone activation. The heads' batch norms
+                               (v2) always use their running statistics. */
+    ISEG_BN_STATS_COUNT
+};
+/* "auto", "running", "image"; NULL when out of range. */
+const char *iseg_bn_stats_name(enum iseg_bn_stats s);
+/* Inverse of iseg_bn_stats_name(); ISEG_BN_STATS_COUNT when unknown. */
+enum iseg_bn_stats iseg_bn_stats_from_name(const char *name);
+
 struct iseg_model_params {
-    enum iseg_arch arch; /* ISEG_ARCH_AUTO by default */
+    enum iseg_arch     arch;     /* ISEG_ARCH_AUTO by default */
+    enum iseg_bn_stats bn_stats; /* ISEG_BN_STATS_AUTO by default */
 };
 struct iseg_model_params iseg_model_default_params(void);
 
@@ -88,6 +109,8 @@ enum iseg_status iseg_model_init_from_weights(iseg_model_t *m, const iseg_weight
                                               size_t errlen);
 void iseg_model_free(iseg_model_t m);
 enum iseg_arch iseg_model_arch(const iseg_model_t m);
+/* The statistics the model's backbone normalises with: RUNNING or IMAGE. */
+enum iseg_bn_stats iseg_model_bn_stats(const iseg_model_t m);
 /* Number of classes including the background (91 for COCO checkpoints). */
 int iseg_model_num_classes(const iseg_model_t m);
 /* Name of a label from the file's metadata, or NULL (use e.g. iseg_coco_torchvision_labels()). */

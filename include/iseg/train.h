@@ -196,7 +196,9 @@ enum iseg_status iseg_trainer_step(iseg_trainer_t t, struct iseg_sample *s, floa
 /* Write the model as a safetensors state dict (parameters and running statistics; the
  * parameters F16 when f16, else F32; running statistics always F32) atomically, with metadata
  * (NULL or key, value, ..., NULL) plus the model's own (iseg.anchor_sizes, iseg.min_size,
- * iseg.max_size), and n_extra further tensors (e.g. a checkpoint's optimizer state, named
+ * iseg.max_size, and iseg.bn_stats = "image" (inference normalises each image by its own
+ * statistics, as the training forward pass does) or "running" with frozen_bn, unless metadata
+ * sets it), and n_extra further tensors (e.g. a checkpoint's optimizer state, named
  * "opt.*" or "train.*" so that iseg_trainer_from_weights() skips them). */
 enum iseg_status iseg_trainer_save(const iseg_trainer_t t, const char *path,
                                    const char *const *metadata, bool f16,

@@ -13,11 +13,18 @@
 #define MRCNN_N_LEVELS 5  /* P2..P6 */
 #define MRCNN_N_ANCHORS 3 /* aspect ratios per location */
 
+/* A batch norm applied with each image's own statistics (ISEG_BN_STATS_IMAGE): its affine
+ * parameters (C each); gamma NULL when the batch norm is folded into its convolution. */
+struct mrcnn_ibn {
+    float *gamma, *beta;
+};
+
 /* A residual block: a bottleneck (1x1, 3x3 with the stride, 1x1) or a basic block (3x3 with
  * the stride, 3x3; conv3 NULL), as torchvision's ResNet builds them. */
 struct mrcnn_bottleneck {
     iseg_conv2d_t conv1, conv2, conv3; /* backbone.body.layerL.B.conv{1,2,3} (+ bn folded) */
     iseg_conv2d_t down;                /* backbone.body.layerL.0.downsample.{0,1}, or NULL */
+    struct mrcnn_ibn bn1, bn2, bn3, bnd; /* per-image batch norms (gamma NULL: folded) */
 };
 
 /* The dimensions of a ResNet-FPN Mask R-CNN, read from the weights (or fixed by the arch). */
@@ -44,12 +51,14 @@ struct iseg_model {
     struct mrcnn_cfg cfg;
     int              num_classes; /* K, including background */
     int              hidden;      /* box head representation size (1024) */
+    enum iseg_bn_stats bn_stats;  /* RUNNING (folded) or IMAGE */
     /* from the weights file's metadata (safetensors "__metadata__"), when present */
     struct iseg_infer_params infer; /* defaults for this model */
     char           **class_names;   /* (num_classes) or NULL */
     int64_t         *category_ids;  /* (num_classes) or NULL: label -> dataset category id */
     /* backbone */
     iseg_conv2d_t           conv1; /* backbone.body.conv1 + bn1 */
+    struct mrcnn_ibn        bn1;   /* its batch norm when per image */
     struct mrcnn_bottleneck blocks[MRCNN_MAX_BLOCKS];
     /* FPN: 1x1 laterals and 3x3 outputs (v2: BN folded) */
     iseg_conv2d_t fpn_inner[4], fpn_layer[4];

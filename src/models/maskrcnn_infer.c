@@ -122,6 +122,33 @@ static bool conv(struct iseg_infer *c, struct fmap *y, const struct fmap *x, ise
     return true;
 }
 
+/* y = act(gamma (z - mean) / sqrt(var + 1e-5) + beta (+ res)) with the mean and biased variance
+ * of each of z's C channels over its HW positions (batch norm in training mode, one image);
+ * z is normalised in place first, so y may be z or res. */
+static bool image_bn(struct iseg_infer *c, float *y, float *z, const struct mrcnn_ibn *bn, int C,
+                     size_t HW, const float *res, enum iseg_act act) {
+    struct iseg_arena_mark mk = iseg_arena_mark(c->a);
+    float *stat = alloc_f(c, 2 * (size_t)C);
+    if (!stat) return false;
+    iseg_batchnorm_train(z, stat, stat + C, NULL, NULL, z, bn->gamma, bn->beta, 0.0f, 1e-5f, 1, C,
+                         HW);
+    iseg_arena_release(c->a, mk);
+    size_t n = (size_t)C * HW;
+    if (res) iseg_add(y, z, res, n);
+    else if (y != z) memcpy(y, z, n * sizeof(float));
+    if (act == ISEG_ACT_RELU) iseg_relu(y, y, n);
+    return true;
+}
+
+/* A backbone convolution and its batch norm: folded (bn->gamma NULL: conv() with the fused
+ * epilogue) or with the image's own statistics (image_bn()). */
+static bool conv_bn(struct iseg_infer *c, struct fmap *y, const struct fmap *x, iseg_conv2d_t k,
+                    const struct mrcnn_ibn *bn, enum iseg_act act) {
+    if (!bn->gamma) return conv(c, y, x, k, NULL, act);
+    return conv(c, y, x, k, NULL, ISEG_ACT_NONE) &&
+           image_bn(c, y->d, y->d, bn, y->C, (size_t)y->H * y->W, NULL, act);
+}
+
 /* as conv(), into y's preallocated buffer (its size is checked) */
 static void conv_into(struct iseg_infer *c, const struct fmap *y, const struct fmap *x,
                       iseg_conv2d_t k) {
@@ -182,7 +209,7 @@ static bool backbone(struct iseg_infer *c, const struct fmap *img, struct fmap f
             pooled.d = alloc_f(c, (size_t)pooled.C * pooled.H * pooled.W);
             if (!pooled.d) return false;
             struct iseg_arena_mark ms = iseg_arena_mark(c->a);
-            if (!conv(c, &s1, img, m->conv1, NULL, ISEG_ACT_RELU)) return false;
+            if (!conv_bn(c, &s1, img, m->conv1, &m->bn1, ISEG_ACT_RELU)) return false;
             emit(c, "backbone.stem", s1.d, 4, 1, s1.C, s1.H, s1.W);
             iseg_maxpool2d(pooled.d, s1.d, 1, s1.C, s1.H, s1.W, 3, 2, 1);
             iseg_arena_release(c->a, ms);
@@ -204,15 +231,25 @@ static bool backbone(struct iseg_infer *c, const struct fmap *img, struct fmap f
             iseg_conv2d_t last = blk->conv3 ? blk->conv3 : blk->conv2;
             struct iseg_arena_mark mb = iseg_arena_mark(c->a);
             struct fmap t1, t2, idn = x, y;
-            if (blk->down && !conv(c, &idn, &x, blk->down, NULL, ISEG_ACT_NONE)) return false;
-            if (!conv(c, &t1, &x, blk->conv1, NULL, ISEG_ACT_RELU)) return false;
+            if (blk->down && !conv_bn(c, &idn, &x, blk->down, &blk->bnd, ISEG_ACT_NONE))
+                return false;
+            if (!conv_bn(c, &t1, &x, blk->conv1, &blk->bn1, ISEG_ACT_RELU)) return false;
             t2 = t1;
-            if (blk->conv3 && !conv(c, &t2, &t1, blk->conv2, NULL, ISEG_ACT_RELU)) return false;
+            if (blk->conv3 && !conv_bn(c, &t2, &t1, blk->conv2, &blk->bn2, ISEG_ACT_RELU))
+                return false;
             ISEG_ASSERT(t2.H == out->H && t2.W == out->W);
             y = *out;
             if (!final) y.d = inter;
             ISEG_ASSERT(y.d != x.d || idn.d == x.d); /* in place only over the residual */
-            iseg_conv2d_forward(c->e, last, y.d, t2.d, 1, t2.H, t2.W, idn.d, ISEG_ACT_RELU);
+            const struct mrcnn_ibn *lbn = blk->conv3 ? &blk->bn3 : &blk->bn2;
+            if (!lbn->gamma) {
+                iseg_conv2d_forward(c->e, last, y.d, t2.d, 1, t2.H, t2.W, idn.d, ISEG_ACT_RELU);
+            } else { /* through a buffer of its own: y may be the residual */
+                struct fmap z;
+                if (!conv(c, &z, &t2, last, NULL, ISEG_ACT_NONE) ||
+                    !image_bn(c, y.d, z.d, lbn, z.C, (size_t)z.H * z.W, idn.d, ISEG_ACT_RELU))
+                    return false;
+            }
             iseg_arena_release(c->a, mb);
             x = y;
         }

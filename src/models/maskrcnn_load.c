@@ -30,8 +30,23 @@ struct iseg_model_params iseg_model_default_params(void) {
     struct iseg_model_params p;
     memset(&p, 0, sizeof(p));
     p.arch = ISEG_ARCH_AUTO;
+    p.bn_stats = ISEG_BN_STATS_AUTO;
     return p;
 }
+
+static const char *const bn_stats_names[ISEG_BN_STATS_COUNT] = {"auto", "running", "image"};
+
+const char *iseg_bn_stats_name(enum iseg_bn_stats s) {
+    return (s >= 0 && s < ISEG_BN_STATS_COUNT) ? bn_stats_names[s] : NULL;
+}
+
+enum iseg_bn_stats iseg_bn_stats_from_name(const char *name) {
+    for (int i = 0; i < ISEG_BN_STATS_COUNT; i++)
+        if (name && strcmp(name, bn_stats_names[i]) == 0) return (enum iseg_bn_stats)i;
+    return ISEG_BN_STATS_COUNT;
+}
+
+enum iseg_bn_stats iseg_model_bn_stats(const iseg_model_t m) { return m->bn_stats; }
 
 enum iseg_arch iseg_model_arch(const iseg_model_t m) { return m->arch; }
 int iseg_model_num_classes(const iseg_model_t m) { return m->num_classes; }
@@ -48,6 +63,7 @@ struct binder {
     const char    *path;
     float         *tmp;    /* conversion scratch */
     size_t         tmp_cap;
+    bool           image_bn; /* backbone batch norms with per-image statistics */
 };
 
 static enum iseg_status fail(struct binder *b, enum iseg_status st, const char *fmt, ...)
@@ -132,9 +148,10 @@ static enum iseg_status fetch(struct binder *b, float **out, const char *name, c
     } while (0)
 
 /* A conv named `name` (alt: older name) with optional bias, followed by an optional batch norm
- * `bn` (weight, bias, running_mean, running_var; eps 1e-5), folded into the conv. */
-static enum iseg_status bind_conv(struct binder *b, iseg_conv2d_t *out, const char *name,
-                                  const char *alt, const char *bn, bool bias,
+ * `bn` (weight, bias, running_mean, running_var; eps 1e-5), folded into the conv; or, with
+ * per-image statistics (b->image_bn) and ibn, its weight and bias kept in *ibn. */
+static enum iseg_status bind_conv(struct binder *b, iseg_conv2d_t *out, struct mrcnn_ibn *ibn,
+                                  const char *name, const char *alt, const char *bn, bool bias,
                                   struct iseg_conv2d_desc d) {
     char wn[192], wa[192], bnn[192], ban[192];
     float *w = NULL, *bb = NULL, *g = NULL, *be = NULL, *mu = NULL, *var = NULL;
@@ -160,6 +177,12 @@ static enum iseg_status bind_conv(struct binder *b, iseg_conv2d_t *out, const ch
         }
         snprintf(bnn, sizeof(bnn), "%s.num_batches_tracked", bn);
         (void)lookup(b, bnn); /* training statistic: ignored */
+    }
+    if (bn && b->image_bn && ibn) { /* applied per image by the forward pass */
+        ibn->gamma = g;
+        ibn->beta = be;
+        g = be = NULL;
+    } else if (bn) {
         float *fb = iseg__malloc_array((size_t)d.cout, sizeof(float));
         if (!fb) {
             st = fail(b, ISEG_STATUS_ENOMEM, "%s: out of memory", name);
@@ -184,8 +207,8 @@ out:
 
 static enum iseg_status bind_backbone(struct binder *b, iseg_model_t m) {
     const struct mrcnn_cfg *g = &m->cfg;
-    TRY(bind_conv(b, &m->conv1, "backbone.body.conv1", NULL, "backbone.body.bn1", false,
-                  mrcnn_conv_desc(3, g->stem, 7, 2, 3)));
+    TRY(bind_conv(b, &m->conv1, &m->bn1, "backbone.body.conv1", NULL, "backbone.body.bn1",
+                  false, mrcnn_conv_desc(3, g->stem, 7, 2, 3)));
     int cin = g->stem, bi = 0;
     for (int L = 0; L < 4; L++) {
         int width = g->width[L], cout = g->out[L];
@@ -196,29 +219,29 @@ static enum iseg_status bind_backbone(struct binder *b, iseg_model_t m) {
             snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv1", L + 1, k);
             snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn1", L + 1, k);
             if (g->bottleneck)
-                TRY(bind_conv(b, &blk->conv1, c, NULL, n, false,
+                TRY(bind_conv(b, &blk->conv1, &blk->bn1, c, NULL, n, false,
                               mrcnn_conv_desc(cin, width, 1, 1, 0)));
             else /* basic block: the stride is in the first 3x3 */
-                TRY(bind_conv(b, &blk->conv1, c, NULL, n, false,
+                TRY(bind_conv(b, &blk->conv1, &blk->bn1, c, NULL, n, false,
                               mrcnn_conv_desc(cin, width, 3, stride, 1)));
             snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv2", L + 1, k);
             snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn2", L + 1, k);
             if (g->bottleneck)
-                TRY(bind_conv(b, &blk->conv2, c, NULL, n, false,
+                TRY(bind_conv(b, &blk->conv2, &blk->bn2, c, NULL, n, false,
                               mrcnn_conv_desc(width, width, 3, stride, 1)));
             else
-                TRY(bind_conv(b, &blk->conv2, c, NULL, n, false,
+                TRY(bind_conv(b, &blk->conv2, &blk->bn2, c, NULL, n, false,
                               mrcnn_conv_desc(width, cout, 3, 1, 1)));
             if (g->bottleneck) {
                 snprintf(c, sizeof(c), "backbone.body.layer%d.%d.conv3", L + 1, k);
                 snprintf(n, sizeof(n), "backbone.body.layer%d.%d.bn3", L + 1, k);
-                TRY(bind_conv(b, &blk->conv3, c, NULL, n, false,
+                TRY(bind_conv(b, &blk->conv3, &blk->bn3, c, NULL, n, false,
                               mrcnn_conv_desc(width, cout, 1, 1, 0)));
             }
             if (k == 0 && (stride != 1 || cin != cout)) {
                 snprintf(c, sizeof(c), "backbone.body.layer%d.0.downsample.0", L + 1);
                 snprintf(n, sizeof(n), "backbone.body.layer%d.0.downsample.1", L + 1);
-                TRY(bind_conv(b, &blk->down, c, NULL, n, false,
+                TRY(bind_conv(b, &blk->down, &blk->bnd, c, NULL, n, false,
                               mrcnn_conv_desc(cin, cout, 1, stride, 0)));
             }
             cin = cout;
@@ -235,12 +258,12 @@ static enum iseg_status bind_fpn(struct binder *b, iseg_model_t m) {
         snprintf(c, sizeof(c), "backbone.fpn.inner_blocks.%d.0", i);
         snprintf(alt, sizeof(alt), "backbone.fpn.inner_blocks.%d", i);
         snprintf(n, sizeof(n), "backbone.fpn.inner_blocks.%d.1", i);
-        TRY(bind_conv(b, &m->fpn_inner[i], c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
+        TRY(bind_conv(b, &m->fpn_inner[i], NULL, c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
                       mrcnn_conv_desc(m->cfg.out[i], F, 1, 1, 0)));
         snprintf(c, sizeof(c), "backbone.fpn.layer_blocks.%d.0", i);
         snprintf(alt, sizeof(alt), "backbone.fpn.layer_blocks.%d", i);
         snprintf(n, sizeof(n), "backbone.fpn.layer_blocks.%d.1", i);
-        TRY(bind_conv(b, &m->fpn_layer[i], c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
+        TRY(bind_conv(b, &m->fpn_layer[i], NULL, c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
                       mrcnn_conv_desc(F, F, 3, 1, 1)));
     }
     return ISEG_STATUS_OK;
@@ -253,7 +276,7 @@ static enum iseg_status bind_rpn(struct binder *b, iseg_model_t m) {
     for (int i = 0; i < m->n_rpn_conv; i++) {
         char c[64];
         snprintf(c, sizeof(c), "rpn.head.conv.%d.0", i);
-        TRY(bind_conv(b, &m->rpn_conv[i], c, v2 ? NULL : "rpn.head.conv", NULL, true,
+        TRY(bind_conv(b, &m->rpn_conv[i], NULL, c, v2 ? NULL : "rpn.head.conv", NULL, true,
                       mrcnn_conv_desc(F, F, 3, 1, 1)));
     }
     /* cls_logits (3) and bbox_pred (12) as one 1x1 conv of 15 outputs */
@@ -316,7 +339,8 @@ static enum iseg_status bind_heads(struct binder *b, iseg_model_t m) {
         char c[64], n[64];
         snprintf(c, sizeof(c), "roi_heads.box_head.%d.0", i);
         snprintf(n, sizeof(n), "roi_heads.box_head.%d.1", i);
-        TRY(bind_conv(b, &m->box_conv[i], c, NULL, n, false, mrcnn_conv_desc(F, F, 3, 1, 1)));
+        TRY(bind_conv(b, &m->box_conv[i], NULL, c, NULL, n, false,
+                      mrcnn_conv_desc(F, F, 3, 1, 1)));
     }
     m->n_box_fc = g->box_fcs;
     if (g->box_convs) {
@@ -360,7 +384,7 @@ static enum iseg_status bind_heads(struct binder *b, iseg_model_t m) {
         snprintf(c, sizeof(c), "roi_heads.mask_head.%d.0", i);
         snprintf(alt, sizeof(alt), "roi_heads.mask_head.mask_fcn%d", i + 1);
         snprintf(n, sizeof(n), "roi_heads.mask_head.%d.1", i);
-        st = bind_conv(b, &m->mask_conv[i], c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
+        st = bind_conv(b, &m->mask_conv[i], NULL, c, v2 ? NULL : alt, v2 ? n : NULL, !v2,
                        mrcnn_conv_desc(i ? MC : F, MC, 3, 1, 1));
         if (st) goto out;
     }
@@ -398,7 +422,15 @@ out:
 void iseg_model_free(iseg_model_t m) {
     if (!m) return;
     iseg_conv2d_free(m->conv1);
+    iseg__free(m->bn1.gamma);
+    iseg__free(m->bn1.beta);
     for (int i = 0; i < MRCNN_MAX_BLOCKS; i++) {
+        struct mrcnn_ibn *ib[4] = {&m->blocks[i].bn1, &m->blocks[i].bn2, &m->blocks[i].bn3,
+                                   &m->blocks[i].bnd};
+        for (int k = 0; k < 4; k++) {
+            iseg__free(ib[k]->gamma);
+            iseg__free(ib[k]->beta);
+        }
         iseg_conv2d_free(m->blocks[i].conv1);
         iseg_conv2d_free(m->blocks[i].conv2);
         iseg_conv2d_free(m->blocks[i].conv3);
@@ -551,6 +583,14 @@ static enum iseg_status read_metadata(struct binder *b, iseg_model_t m) {
     const char *v;
     double x[MRCNN_N_LEVELS];
     m->infer = iseg_infer_default_params();
+    m->bn_stats = ISEG_BN_STATS_RUNNING;
+    if ((v = iseg_weights_metadata(w, "iseg.bn_stats"))) {
+        enum iseg_bn_stats s = iseg_bn_stats_from_name(v);
+        if (s != ISEG_BN_STATS_RUNNING && s != ISEG_BN_STATS_IMAGE)
+            return fail(b, ISEG_STATUS_EFORMAT,
+                        "metadata iseg.bn_stats: expected \"running\" or \"image\", got '%s'", v);
+        m->bn_stats = s;
+    }
     if ((v = iseg_weights_metadata(w, "iseg.anchor_sizes"))) {
         if (parse_list(v, x, MRCNN_N_LEVELS) != MRCNN_N_LEVELS)
             return fail(b, ISEG_STATUS_EFORMAT, "metadata iseg.anchor_sizes: expected 5 sizes");
@@ -628,6 +668,8 @@ static enum iseg_status init_from_weights(iseg_model_t *out, const iseg_weights_
     struct binder b = {.w = w, .prefix = "", .err = err, .errlen = errlen, .path = path};
     if (p.arch < 0 || p.arch >= ISEG_ARCH_COUNT)
         return fail(&b, ISEG_STATUS_EINVAL, "unknown architecture %d", (int)p.arch);
+    if (p.bn_stats < 0 || p.bn_stats >= ISEG_BN_STATS_COUNT)
+        return fail(&b, ISEG_STATUS_EINVAL, "unknown batch-norm statistics %d", (int)p.bn_stats);
     b.n = iseg_weights_count(w);
     if (!iseg_weights_find(w, "backbone.body.conv1.weight")) {
         static const char *const prefixes[] = {"model.", "state_dict.", "module."};
@@ -668,6 +710,8 @@ static enum iseg_status init_from_weights(iseg_model_t *out, const iseg_weights_
     }
     m->arch = arch;
     if ((st = read_metadata(&b, m))) goto fail;
+    if (p.bn_stats != ISEG_BN_STATS_AUTO) m->bn_stats = p.bn_stats;
+    b.image_bn = m->bn_stats == ISEG_BN_STATS_IMAGE;
     if ((st = bind_backbone(&b, m)) || (st = bind_fpn(&b, m)) || (st = bind_rpn(&b, m)) ||
         (st = bind_heads(&b, m)))
         goto fail;

@@ -1433,7 +1433,7 @@ enum iseg_status iseg_trainer_save(const iseg_trainer_t t, const char *path,
     ISEG_ASSERT(t && path);
     size_t nm = 0;
     while (metadata && metadata[nm]) nm++;
-    const char **md = iseg__calloc(nm + 8, sizeof(char *));
+    const char **md = iseg__calloc(nm + 10, sizeof(char *));
     struct iseg_weight *w = iseg__calloc(t->nt + n_extra, sizeof(*w));
     uint16_t **half = iseg__calloc(t->nt, sizeof(uint16_t *));
     char anchors[128], mins[16], maxs[16];
@@ -1471,6 +1471,15 @@ enum iseg_status iseg_trainer_save(const iseg_trainer_t t, const char *path,
         md[j++] = mins;
         md[j++] = "iseg.max_size";
         md[j++] = maxs;
+        /* batch norm in training mode normalises each image by its own statistics (one image
+         * per forward pass): inference does the same unless the caller says otherwise */
+        bool has_bn = false;
+        for (size_t i = 0; i + 1 < nm; i += 2)
+            has_bn = has_bn || !strcmp(metadata[i], "iseg.bn_stats");
+        if (!has_bn) {
+            md[j++] = "iseg.bn_stats";
+            md[j++] = t->p.frozen_bn ? "running" : "image";
+        }
         for (size_t i = 0; i < nm; i++) md[j++] = metadata[i];
         md[j] = NULL;
         for (size_t i = 0; i < n_extra; i++) w[k++] = extra[i];

@@ -1094,6 +1094,34 @@ run predict "$TMP/syn/images/synth_0000.png" --model "$TMP/t/a.safetensors" --vi
 want_usage_error "--viz-style"
 end
 
+begin "train --epochs 0: a model from a checkpoint, validated, no training"
+# shellcheck disable=SC2086
+run train $TRAIN_DATA --val-json "$TMP/syn/synth.json" --val-images "$TMP/syn" --size 64 \
+    --threads 2 --epochs 0 --init "$TMP/t/a.safetensors.ckpt.safetensors" --out "$TMP/t/e.safetensors"
+want_rc 0
+want_has "$ERR" "epoch 0: val segm AP" "stderr"
+[ -s "$TMP/t/e.safetensors" ] || bad "no model written"
+grep -a -q '"iseg.bn_stats":"image"' "$TMP/t/e.safetensors" ||
+    bad "the model does not record iseg.bn_stats image"
+run train $TRAIN_DATA --epochs 0 --out "$TMP/t/x.safetensors"
+want_usage_error "--epochs 0"
+end
+
+begin "predict --bn-stats: a trained model normalises per image by default; running differs"
+run predict "$TMP/syn/images/synth_0000.png" --model "$TMP/t/a.safetensors" --out "$TMP/t/bn1.json"
+want_rc 0
+run predict "$TMP/syn/images/synth_0000.png" --model "$TMP/t/a.safetensors" --bn-stats image \
+    --out "$TMP/t/bn2.json"
+want_rc 0
+cmp -s "$TMP/t/bn1.json" "$TMP/t/bn2.json" || bad "--bn-stats image differs from the file's default"
+run predict "$TMP/syn/images/synth_0000.png" --model "$TMP/t/a.safetensors" --bn-stats running \
+    --out "$TMP/t/bn3.json"
+want_rc 0
+cmp -s "$TMP/t/bn1.json" "$TMP/t/bn3.json" && bad "--bn-stats running gave the per-image results"
+run predict "$TMP/syn/images/synth_0000.png" --model "$TMP/t/a.safetensors" --bn-stats batch
+want_usage_error "--bn-stats"
+end
+
 begin "convert: keeps a safetensors file's metadata, and --meta sets entries"
 run convert "$TMP/t/a.safetensors" "$TMP/t/c.safetensors" --meta iseg.detections_per_img=2 \
     --meta iseg.score_thresh=0

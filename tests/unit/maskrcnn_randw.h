@@ -85,10 +85,11 @@ static int randw_write(const char *path, const iseg_weights_t g, char *err, size
     }
     /* the model's own description travels with the weights */
     static const char *const keys[] = {"iseg.anchor_sizes", "iseg.min_size", "iseg.max_size",
-                                       "iseg.class_names", "iseg.category_ids"};
-    const char *meta[2 * 5 + 1];
+                                       "iseg.class_names", "iseg.category_ids", "iseg.bn_stats"};
+    enum { nk = (int)(sizeof(keys) / sizeof(*keys)) };
+    const char *meta[2 * nk + 1];
     int nm = 0;
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < nk; k++) {
         const char *v = iseg_weights_metadata(g, keys[k]);
         if (v) {
             meta[nm++] = keys[k];

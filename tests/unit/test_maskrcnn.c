@@ -42,8 +42,15 @@ struct parity_stats {
     double max_score, max_box, min_iou;
 };
 
+/* Tolerances against torchvision: |score diff|, box coordinate diff (px), least mask IoU. */
+struct tol {
+    double score, box, iou;
+};
+static const struct tol TOL = {1e-4, 0.01, 0.999};
+
 /* Run the model described by golden file `gpath` and compare with torchvision's detections. */
-static void check_golden(const char *gpath, int n_threads, struct parity_stats *ps) {
+static void check_golden(const char *gpath, int n_threads, struct tol tol,
+                         struct parity_stats *ps) {
     char err[512] = "";
     iseg_weights_t g = NULL;
     enum iseg_status st = iseg_weights_load(&g, gpath, err, sizeof(err));
@@ -112,9 +119,9 @@ static void check_golden(const char *gpath, int n_threads, struct parity_stats *
         const struct iseg_detection *d = &dets.d[best];
         double ds = fabs(d->score - rs[i]), db = 0;
         for (int k = 0; k < 4; k++) db = fmax(db, fabs(d->box[k] - rb[4 * i + k]));
-        ASSERT_MSG(ds <= 1e-4, "%s: detection %zu: score %.7f vs torchvision %.7f", gpath, i,
+        ASSERT_MSG(ds <= tol.score, "%s: detection %zu: score %.7f vs torchvision %.7f", gpath, i,
                    d->score, rs[i]);
-        ASSERT_MSG(db <= 0.01, "%s: detection %zu: box [%.4f %.4f %.4f %.4f] vs torchvision "
+        ASSERT_MSG(db <= tol.box, "%s: detection %zu: box [%.4f %.4f %.4f %.4f] vs torchvision "
                    "[%.4f %.4f %.4f %.4f]", gpath, i, d->box[0], d->box[1], d->box[2],
                    d->box[3], rb[4 * i], rb[4 * i + 1], rb[4 * i + 2], rb[4 * i + 3]);
         char key[32];
@@ -125,7 +132,7 @@ static void check_golden(const char *gpath, int n_threads, struct parity_stats *
         ASSERT_OK(iseg_rle_from_string(&ref, rle, strlen(rle), img.h, img.w));
         uint64_t a1 = iseg_rle_area(&ref), a2 = iseg_rle_area(&d->mask);
         double iou = (a1 == 0 && a2 == 0) ? 1.0 : iseg_rle_iou_pair(&d->mask, &ref, false);
-        ASSERT_MSG(iou >= 0.999, "%s: detection %zu: mask IoU %.6f (areas %llu vs %llu)", gpath,
+        ASSERT_MSG(iou >= tol.iou, "%s: detection %zu: mask IoU %.6f (areas %llu vs %llu)", gpath,
                    i, iou, (unsigned long long)a2, (unsigned long long)a1);
         iseg_rle_free(&ref);
         ps->max_score = fmax(ps->max_score, ds);
@@ -143,7 +150,7 @@ static void golden(const char *name) {
     char path[512];
     snprintf(path, sizeof(path), "%s/tests/golden/maskrcnn/%s", ISEG_SOURCE_DIR, name);
     struct parity_stats ps;
-    check_golden(path, 2, &ps);
+    check_golden(path, 2, TOL, &ps);
     fprintf(stderr, "  %s: %d detections, max |score diff| %.2g, max box diff %.2g px, "
             "min mask IoU %.5f\n", name, ps.n, ps.max_score, ps.max_box, ps.min_iou);
 }
@@ -153,6 +160,72 @@ TEST(golden_v2_small) { golden("v2_small.safetensors"); }
 /* iseg's compact ResNet-18-like Mask R-CNN (tools/maskrcnn_parity.py compact_model), whose
  * dimensions and anchor sizes the loader reads from the file */
 TEST(golden_compact_small) { golden("compact_small.safetensors"); }
+/* the backbone's batch norms with each image's own statistics (iseg.bn_stats "image": torch with
+ * the backbone's BatchNorm2d modules in training mode), basic blocks and bottlenecks */
+TEST(golden_compact_small_image_bn) { golden("compact_small_image_bn.safetensors"); }
+TEST(golden_v1_small_image_bn) { golden("v1_small_image_bn.safetensors"); }
+
+/* The mode is in effect: the same weights with the running statistics give other detections;
+ * a bad iseg.bn_stats is refused. */
+TEST(bn_stats_modes) {
+    char path[512], wpath[512], err[512] = "";
+    snprintf(path, sizeof(path), "%s/tests/golden/maskrcnn/compact_small_image_bn.safetensors",
+             ISEG_SOURCE_DIR);
+    iseg_weights_t g = NULL;
+    ASSERT_MSG(iseg_weights_load(&g, path, err, sizeof(err)) == ISEG_STATUS_OK, "%s", err);
+    snprintf(wpath, sizeof(wpath), "%s/randw-bn.safetensors", test_tmp_dir());
+    ASSERT_MSG(randw_write(wpath, g, err, sizeof(err)) == 0, "%s", err);
+    struct iseg_model_params mp = iseg_model_default_params();
+    iseg_model_t m = NULL;
+    ASSERT_OK(iseg_model_init_from_file(&m, wpath, mp, err, sizeof(err)));
+    ASSERT(iseg_model_bn_stats(m) == ISEG_BN_STATS_IMAGE);
+    iseg_model_free(m);
+    mp.bn_stats = ISEG_BN_STATS_RUNNING;
+    ASSERT_OK(iseg_model_init_from_file(&m, wpath, mp, err, sizeof(err)));
+    ASSERT(iseg_model_bn_stats(m) == ISEG_BN_STATS_RUNNING);
+    struct iseg_infer_params ip = iseg_infer_default_params();
+    ip.min_size = 96;
+    ip.max_size = 128;
+    ip.detections_per_img = 20;
+    iseg_infer_t ctx = NULL;
+    ASSERT_OK(iseg_infer_init(&ctx, m, ip));
+    const struct iseg_weight *im = iseg_weights_find(g, "image");
+    const struct iseg_weight *ts = iseg_weights_find(g, "scores");
+    ASSERT(im && ts);
+    struct iseg_image img = {(uint32_t)im->shape[1], (uint32_t)im->shape[0], 3, 8,
+                             (void *)im->data};
+    struct iseg_detections d = {0};
+    ASSERT_OK(iseg_infer_run(ctx, &img, &d));
+    const float *rs = ts->data;
+    double diff = d.n != iseg_weight_numel(ts) ? 1.0 : 0.0;
+    for (size_t i = 0; i < d.n && i < iseg_weight_numel(ts); i++)
+        diff = fmax(diff, fabs(d.d[i].score - rs[i]));
+    ASSERT_MSG(diff > 1e-3, "running statistics gave the per-image detections (diff %g)", diff);
+    iseg_detections_free(&d);
+    iseg_infer_free(ctx);
+    iseg_model_free(m);
+    ASSERT(iseg_bn_stats_from_name("image") == ISEG_BN_STATS_IMAGE);
+    ASSERT(iseg_bn_stats_from_name("batch") == ISEG_BN_STATS_COUNT);
+    ASSERT(iseg_bn_stats_name(ISEG_BN_STATS_COUNT) == NULL);
+    mp.bn_stats = ISEG_BN_STATS_COUNT;
+    ASSERT(iseg_model_init_from_file(&m, wpath, mp, err, sizeof(err)) == ISEG_STATUS_EINVAL);
+    /* a file whose metadata names an unknown mode */
+    iseg_weights_t w = NULL;
+    ASSERT_OK(iseg_weights_load(&w, wpath, err, sizeof(err)));
+    size_t n = iseg_weights_count(w);
+    struct iseg_weight *t = calloc(n, sizeof(*t));
+    ASSERT(t);
+    for (size_t i = 0; i < n; i++) t[i] = *iseg_weights_at(w, i);
+    const char *md[] = {"iseg.anchor_sizes", "16,32,64,128,256", "iseg.bn_stats", "batch", NULL};
+    ASSERT_OK(iseg_weights_save_safetensors(wpath, t, n, md, err, sizeof(err)));
+    mp.bn_stats = ISEG_BN_STATS_AUTO;
+    ASSERT(iseg_model_init_from_file(&m, wpath, mp, err, sizeof(err)) == ISEG_STATUS_EFORMAT);
+    ASSERT_MSG(strstr(err, "iseg.bn_stats") != NULL, "%s", err);
+    free(t);
+    iseg_weights_free(w);
+    unlink(wpath);
+    iseg_weights_free(g);
+}
 
 /* The golden tests/golden/maskrcnn/<name> (in *g) and the model of its random weights,
  * regenerated in C from the recipe and written to the test's directory. */
@@ -229,9 +302,9 @@ static void count_free(void *p, void *u) {
     free(p);
 }
 
-TEST(no_allocation_after_warmup) {
+static void no_allocation_after_warmup(const char *golden_name) {
     iseg_weights_t g = NULL;
-    iseg_model_t   m = golden_randw_model("compact_small.safetensors", &g);
+    iseg_model_t   m = golden_randw_model(golden_name, &g);
     ASSERT(iseg_model_arch(m) == ISEG_ARCH_MASKRCNN_RESNET_FPN);
     const struct iseg_weight *im = iseg_weights_find(g, "image");
     struct iseg_image img = {(uint32_t)im->shape[1], (uint32_t)im->shape[0], 3, 8,
@@ -264,6 +337,10 @@ TEST(no_allocation_after_warmup) {
     iseg_infer_free(ctx);
     iseg_model_free(m);
     iseg_weights_free(g);
+}
+TEST(no_allocation_after_warmup) {
+    no_allocation_after_warmup("compact_small.safetensors");
+    no_allocation_after_warmup("compact_small_image_bn.safetensors"); /* per-image batch norm */
 }
 
 /* The loader names what does not fit: a missing tensor, a wrong shape, an unexpected tensor. */
@@ -319,7 +396,7 @@ TEST(loader_errors) {
 }
 
 /* torchvision live: run tools/maskrcnn_parity.py now and compare. */
-static void live(const char *arch, const char *args) {
+static void live_tol(const char *arch, const char *args, struct tol tol) {
     if (SANITIZED) TEST_SKIP("full-size parity is skipped in sanitizer builds (too slow)");
     if (system("/usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1") != 0)
         TEST_SKIP("torchvision is not installed (apt-get install python3-torchvision)");
@@ -330,11 +407,13 @@ static void live(const char *arch, const char *args) {
              ISEG_SOURCE_DIR, arch, args, out);
     ASSERT_MSG(system(cmd) == 0, "failed: %s", cmd);
     struct parity_stats ps;
-    check_golden(out, 0, &ps);
+    check_golden(out, 0, tol, &ps);
     fprintf(stderr, "  %s %s: %d detections, max |score diff| %.2g, max box diff %.2g px, "
             "min mask IoU %.5f\n", arch, args, ps.n, ps.max_score, ps.max_box, ps.min_iou);
     unlink(out);
 }
+
+static void live(const char *arch, const char *args) { live_tol(arch, args, TOL); }
 
 TEST(torchvision_v1_800) { live("v1", "--image natural:480x640 --seed 2"); }
 TEST(torchvision_v2_800) { live("v2", "--image natural:427x640 --seed 3"); }
@@ -344,6 +423,18 @@ TEST(torchvision_v1_320) {
 TEST(torchvision_v2_320) {
     live("v2", "--image natural:500x375 --seed 5 --min-size 320 --max-size 512");
 }
+TEST(torchvision_compact_512_image_bn) {
+    live("compact", "--bn-stats image --image natural:480x640 --seed 8 --min-size 512 "
+                    "--max-size 683");
+}
+/* 53 batch norms that divide by each image's own standard deviation (iseg sums in double,
+ * torch in float) carry rounding further than the folded ones: measured box differences up to
+ * 0.0102 px (on a 330 px box) and single mask pixels flipped at the threshold (least IoU
+ * 0.99858), scores within 1e-4 as elsewhere (measured 2.3e-5) */
+TEST(torchvision_v1_320_image_bn) {
+    live_tol("v1", "--bn-stats image --image natural:375x500 --seed 9 --min-size 320 "
+                   "--max-size 512", (struct tol){1e-4, 0.05, 0.998});
+}
 TEST(torchvision_compact_512) {
     live("compact", "--image natural:480x640 --seed 6 --min-size 512 --max-size 683");
 }
@@ -352,6 +443,9 @@ TEST_LIST = {
     TEST_ENTRY(golden_v1_small),
     TEST_ENTRY(golden_v2_small),
     TEST_ENTRY(golden_compact_small),
+    TEST_ENTRY(golden_compact_small_image_bn),
+    TEST_ENTRY(golden_v1_small_image_bn),
+    TEST_ENTRY(bn_stats_modes),
     TEST_ENTRY(threads_deterministic),
     TEST_ENTRY(loader_errors),
     TEST_ENTRY(no_allocation_after_warmup),
@@ -359,6 +453,8 @@ TEST_LIST = {
     TEST_ENTRY(torchvision_v2_800),
     TEST_ENTRY(torchvision_v1_320),
     TEST_ENTRY(torchvision_v2_320),
+    TEST_ENTRY(torchvision_compact_512_image_bn),
+    TEST_ENTRY(torchvision_v1_320_image_bn),
     TEST_ENTRY(torchvision_compact_512),
     TEST_END,
 };

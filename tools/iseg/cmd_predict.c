@@ -26,6 +26,10 @@ static const char PREDICT_USAGE[] =
     "options:\n"
     "  --model PATH          weights (state dict of maskrcnn_resnet50_fpn or _v2)\n"
     "  --arch NAME           auto (default), maskrcnn_resnet50_fpn, maskrcnn_resnet50_fpn_v2\n"
+    "  --bn-stats S          what the backbone's batch norms normalise with: auto (default:\n"
+    "                        the file's iseg.bn_stats, else running), running (torchvision's\n"
+    "                        eval mode) or image (each image's own statistics, as iseg's\n"
+    "                        trainer normalises; models it trains record this)\n"
     "  --out FILE            COCO results JSON (written atomically; '-' = stdout)\n"
     "  --viz OUT.png|DIR     overlay PNG (one image) or a directory of <name>.png overlays\n"
     "  --viz-thresh S        draw detections with score >= S (default 0.5)\n"
@@ -328,7 +332,7 @@ static struct iseg_infer_params merged_params(const iseg_model_t m, struct iseg_
 }
 
 struct common_opts {
-    const char *model, *arch;
+    const char *model, *arch, *bn_stats;
     struct iseg_infer_params ip;
     bool bad;
 };
@@ -344,6 +348,10 @@ static bool common_opt(int argc, char **argv, int *i, struct common_opts *o) {
     }
     if (cli_opt(argc, argv, i, "--arch", &v, &o->bad)) {
         o->arch = v;
+        return true;
+    }
+    if (cli_opt(argc, argv, i, "--bn-stats", &v, &o->bad)) {
+        o->bn_stats = v;
         return true;
     }
     if (cli_opt(argc, argv, i, "--threads", &v, &o->bad)) {
@@ -389,6 +397,11 @@ static int load_model(const struct common_opts *o, iseg_model_t *m) {
         if (mp.arch == ISEG_ARCH_COUNT)
             return cli_error("--arch: unknown architecture '%s' (auto, maskrcnn_resnet50_fpn, "
                              "maskrcnn_resnet50_fpn_v2)", o->arch);
+    }
+    if (o->bn_stats) {
+        mp.bn_stats = iseg_bn_stats_from_name(o->bn_stats);
+        if (mp.bn_stats == ISEG_BN_STATS_COUNT)
+            return cli_error("--bn-stats: auto, running or image, not '%s'", o->bn_stats);
     }
     char err[1024];
     if (iseg_model_init_from_file(m, o->model, mp, err, sizeof(err)) != ISEG_STATUS_OK)

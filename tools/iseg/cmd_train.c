@@ -43,7 +43,9 @@ static const char TRAIN_USAGE[] =
     "  --mask-loss L         bce (default, torchvision), dice, jaccard, focal, jaccard_dice\n"
     "  --uncertainty         learn the weights of the five losses (Kendall et al. 2018)\n"
     "schedule:\n"
-    "  --epochs E            (default 12)   --batch B   images per step (default 2)\n"
+    "  --epochs E            (default 12)   --batch B   images per step (default 2);\n"
+    "                        --epochs 0 with --init: no training, only the validation and\n"
+    "                        --out (e.g. a model from a checkpoint)\n"
     "  --optimizer O         sgd (default; momentum 0.9, weight decay 1e-4) or adamw (wd 0.05)\n"
     "  --lr LR               base learning rate (sgd 0.02, adamw 1e-4)\n"
     "  --momentum M, --weight-decay W\n"
@@ -275,6 +277,42 @@ static int validate(struct run *r, double ap[2], double ap50[2]) {
     return rc;
 }
 
+/* The end of epoch e (0: --epochs 0): with a validation set (every --val-every epochs and at
+ * the last), the AP, and --out when it is the best so far; without one, --out. */
+static int end_epoch(struct run *r, long long e, bool last) {
+    const struct topts *o = &r->o;
+    char err[2048];
+    int rc;
+    if (o->val_json && !(e % o->val_every == 0 || last)) return 0;
+    if (!o->val_json) {
+        const char *md[] = {"iseg.class_names", r->class_names, "iseg.category_ids",
+                            r->category_ids, NULL};
+        if (iseg_trainer_save(r->tr, o->out, md, !o->f32, NULL, 0, err, sizeof(err)))
+            return cli_error("%s", err);
+        return 0;
+    }
+    double ap[2], ap50[2];
+    if ((rc = validate(r, ap, ap50))) return rc;
+    r->last_ap[0] = ap[0];
+    r->last_ap[1] = ap[1];
+    bool best = ap[0] > r->best_ap;
+    fprintf(stderr, "epoch %lld: val segm AP %.4f (AP50 %.4f) at maxDets 100, %.4f at 500%s\n", e,
+            ap[0], ap50[0], ap[1], best && e ? " - best so far" : "");
+    if (!best) return 0;
+    r->best_ap = ap[0];
+    r->best_epoch = e;
+    char a1[32], a2[32], es[32];
+    snprintf(a1, sizeof(a1), "%.4f", ap[0]);
+    snprintf(a2, sizeof(a2), "%.4f", ap[1]);
+    snprintf(es, sizeof(es), "%lld", e);
+    const char *md[] = {"iseg.class_names", r->class_names, "iseg.category_ids", r->category_ids,
+                        "iseg.train.val_segm_ap", a1, "iseg.train.val_segm_ap_500", a2,
+                        "iseg.train.epoch", es, NULL};
+    if (iseg_trainer_save(r->tr, o->out, md, !o->f32, NULL, 0, err, sizeof(err)))
+        return cli_error("%s", err);
+    return 0;
+}
+
 /* ---- the run ----------------------------------------------------------------------------- */
 
 static int read_file(const char *path, char **out, size_t *n) {
@@ -328,7 +366,7 @@ static int parse_args(int argc, char **argv, struct topts *o) {
     o->rpn_batch = 256;
     o->box_batch = 512;
     struct { const char *name; long long *dst, lo, hi; } ints[] = {
-        {"--epochs", &o->epochs, 1, 100000},     {"--batch", &o->batch, 1, 1024},
+        {"--epochs", &o->epochs, 0, 100000},     {"--batch", &o->batch, 1, 1024},
         {"--size", &o->size, 32, 4096},          {"--max-size", &o->max_size, 32, 8192},
         {"--crop", &o->crop, 32, 8192},          {"--rep", &o->rep, 1, 65536},
         {"--mask-ch", &o->mask_ch, 1, 4096},
@@ -393,6 +431,9 @@ static int parse_args(int argc, char **argv, struct topts *o) {
     }
     if (!o->val_json != !o->val_images)
         return cli_error("train: --val-json and --val-images go together");
+    if (o->epochs == 0 && (!o->init || o->resume))
+        return cli_error("train: --epochs 0 (no training: validation and --out only) needs --init "
+                         "and no --resume");
     if (strcmp(o->optimizer, "sgd") && strcmp(o->optimizer, "adamw"))
         return cli_error("--optimizer: sgd or adamw, not '%s'", o->optimizer);
     if (strcmp(o->schedule, "cosine") && strcmp(o->schedule, "step") &&
@@ -588,6 +629,11 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "resuming at epoch %" PRIu64 " step %" PRIu64 " (best AP %.4f)\n",
                     r.next_batch / nb + 1, r.next_batch % nb + 1, r.best_ap);
     }
+    if (o->epochs == 0) {
+        if ((rc = end_epoch(&r, 0, true)) == 0)
+            fprintf(stderr, "done: model %s\n", o->out);
+        goto done;
+    }
     signal(SIGINT, on_sigint);
     const bool tty = isatty(STDERR_FILENO);
     const double t_start = cli_now();
@@ -670,41 +716,8 @@ int cmd_train(int argc, char **argv) {
         if (epoch_end) {
             if (tty) fputc('\n', stderr);
             memset(&mt, 0, sizeof(mt));
-            long long e = (long long)(r.next_batch / nb);
-            bool do_val = o->val_json && (e % o->val_every == 0 || r.next_batch == total);
-            if (do_val) {
-                double ap[2], ap50[2];
-                if ((rc = validate(&r, ap, ap50))) break;
-                r.last_ap[0] = ap[0];
-                r.last_ap[1] = ap[1];
-                bool best = ap[0] > r.best_ap;
-                fprintf(stderr,
-                        "epoch %lld: val segm AP %.4f (AP50 %.4f) at maxDets 100, %.4f at 500%s\n",
-                        e, ap[0], ap50[0], ap[1], best ? " - best so far" : "");
-                if (best) {
-                    r.best_ap = ap[0];
-                    r.best_epoch = e;
-                    char a1[32], a2[32], es[32];
-                    snprintf(a1, sizeof(a1), "%.4f", ap[0]);
-                    snprintf(a2, sizeof(a2), "%.4f", ap[1]);
-                    snprintf(es, sizeof(es), "%lld", e);
-                    const char *md[] = {"iseg.class_names", r.class_names, "iseg.category_ids",
-                                        r.category_ids, "iseg.train.val_segm_ap", a1,
-                                        "iseg.train.val_segm_ap_500", a2, "iseg.train.epoch", es,
-                                        NULL};
-                    if (iseg_trainer_save(r.tr, o->out, md, !o->f32, NULL, 0, err, sizeof(err))) {
-                        rc = cli_error("%s", err);
-                        break;
-                    }
-                }
-            } else if (!o->val_json) {
-                const char *md[] = {"iseg.class_names", r.class_names, "iseg.category_ids",
-                                    r.category_ids, NULL};
-                if (iseg_trainer_save(r.tr, o->out, md, !o->f32, NULL, 0, err, sizeof(err))) {
-                    rc = cli_error("%s", err);
-                    break;
-                }
-            }
+            if ((rc = end_epoch(&r, (long long)(r.next_batch / nb), r.next_batch == total)))
+                break;
         }
         if (epoch_end || now - t_ckpt > o->ckpt_every * 60) {
             if ((rc = save_checkpoint(&r))) break;
