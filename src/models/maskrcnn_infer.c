@@ -122,22 +122,47 @@ static bool conv(struct iseg_infer *c, struct fmap *y, const struct fmap *x, ise
     return true;
 }
 
+/* Per-image batch norm of one channel, with iseg_batchnorm_train()'s arithmetic (the trainer's
+ * forward pass): mean and biased variance summed in double, then the residual and the ReLU. */
+struct ibn_task {
+    float                  *y;
+    const float            *z, *res;
+    const struct mrcnn_ibn *bn;
+    size_t                  HW;
+    bool                    relu;
+};
+
+static void ibn_channel(void *ctx, size_t c, int ith) {
+    (void)ith;
+    const struct ibn_task *t = ctx;
+    const size_t HW = t->HW;
+    const float *z = t->z + c * HW, *res = t->res ? t->res + c * HW : NULL;
+    float *y = t->y + c * HW;
+    double s = 0.0, v = 0.0;
+    for (size_t i = 0; i < HW; i++) s += z[i];
+    double m = s / (double)HW;
+    for (size_t i = 0; i < HW; i++) {
+        double d = z[i] - m;
+        v += d * d;
+    }
+    double invstd = 1.0 / sqrt(v / (double)HW + (double)1e-5f);
+    float scale = (float)invstd * t->bn->gamma[c];
+    float shift = t->bn->beta[c] - (float)m * scale;
+    for (size_t i = 0; i < HW; i++) { /* y may be z or res: element i is read before written */
+        float o = z[i] * scale + shift;
+        if (res) o += res[i];
+        if (t->relu) o = o > 0.0f ? o : 0.0f;
+        y[i] = o;
+    }
+}
+
 /* y = act(gamma (z - mean) / sqrt(var + 1e-5) + beta (+ res)) with the mean and biased variance
- * of each of z's C channels over its HW positions (batch norm in training mode, one image);
- * z is normalised in place first, so y may be z or res. */
-static bool image_bn(struct iseg_infer *c, float *y, float *z, const struct mrcnn_ibn *bn, int C,
-                     size_t HW, const float *res, enum iseg_act act) {
-    struct iseg_arena_mark mk = iseg_arena_mark(c->a);
-    float *stat = alloc_f(c, 2 * (size_t)C);
-    if (!stat) return false;
-    iseg_batchnorm_train(z, stat, stat + C, NULL, NULL, z, bn->gamma, bn->beta, 0.0f, 1e-5f, 1, C,
-                         HW);
-    iseg_arena_release(c->a, mk);
-    size_t n = (size_t)C * HW;
-    if (res) iseg_add(y, z, res, n);
-    else if (y != z) memcpy(y, z, n * sizeof(float));
-    if (act == ISEG_ACT_RELU) iseg_relu(y, y, n);
-    return true;
+ * of each of z's C channels over its HW positions (batch norm in training mode, one image), one
+ * channel per work item on the engine's pool; y may be z or res. */
+static void image_bn(struct iseg_infer *c, float *y, const float *z, const struct mrcnn_ibn *bn,
+                     int C, size_t HW, const float *res, enum iseg_act act) {
+    struct ibn_task t = {y, z, res, bn, HW, act == ISEG_ACT_RELU};
+    iseg__engine_run(c->e, (size_t)C, ibn_channel, &t);
 }
 
 /* A backbone convolution and its batch norm: folded (bn->gamma NULL: conv() with the fused
@@ -145,8 +170,9 @@ static bool image_bn(struct iseg_infer *c, float *y, float *z, const struct mrcn
 static bool conv_bn(struct iseg_infer *c, struct fmap *y, const struct fmap *x, iseg_conv2d_t k,
                     const struct mrcnn_ibn *bn, enum iseg_act act) {
     if (!bn->gamma) return conv(c, y, x, k, NULL, act);
-    return conv(c, y, x, k, NULL, ISEG_ACT_NONE) &&
-           image_bn(c, y->d, y->d, bn, y->C, (size_t)y->H * y->W, NULL, act);
+    if (!conv(c, y, x, k, NULL, ISEG_ACT_NONE)) return false;
+    image_bn(c, y->d, y->d, bn, y->C, (size_t)y->H * y->W, NULL, act);
+    return true;
 }
 
 /* as conv(), into y's preallocated buffer (its size is checked) */
@@ -246,9 +272,8 @@ static bool backbone(struct iseg_infer *c, const struct fmap *img, struct fmap f
                 iseg_conv2d_forward(c->e, last, y.d, t2.d, 1, t2.H, t2.W, idn.d, ISEG_ACT_RELU);
             } else { /* through a buffer of its own: y may be the residual */
                 struct fmap z;
-                if (!conv(c, &z, &t2, last, NULL, ISEG_ACT_NONE) ||
-                    !image_bn(c, y.d, z.d, lbn, z.C, (size_t)z.H * z.W, idn.d, ISEG_ACT_RELU))
-                    return false;
+                if (!conv(c, &z, &t2, last, NULL, ISEG_ACT_NONE)) return false;
+                image_bn(c, y.d, z.d, lbn, z.C, (size_t)z.H * z.W, idn.d, ISEG_ACT_RELU);
             }
             iseg_arena_release(c->a, mb);
             x = y;

@@ -243,9 +243,9 @@ static iseg_model_t golden_randw_model(const char *name, iseg_weights_t *g) {
 
 /* Detections (boxes, scores, labels and masks) are bit-identical for 1 and 3 threads, and for a
  * second image run in the same context (the arena then holds one block, nothing is allocated). */
-TEST(threads_deterministic) {
+static void threads_deterministic(const char *golden_name) {
     iseg_weights_t g = NULL;
-    iseg_model_t   m = golden_randw_model("v1_small.safetensors", &g);
+    iseg_model_t   m = golden_randw_model(golden_name, &g);
     ASSERT(iseg_model_arch(m) == ISEG_ARCH_MASKRCNN_R50_FPN);
     ASSERT(iseg_model_num_classes(m) == 91);
     const struct iseg_weight *im = iseg_weights_find(g, "image");
@@ -280,6 +280,10 @@ TEST(threads_deterministic) {
     iseg_infer_free(ctx);
     iseg_model_free(m);
     iseg_weights_free(g);
+}
+TEST(threads_deterministic) {
+    threads_deterministic("v1_small.safetensors");
+    threads_deterministic("v1_small_image_bn.safetensors"); /* per-image batch norm */
 }
 
 /* After a warm-up image, the same size allocates nothing but the output (the detections'
