@@ -12,18 +12,34 @@
 
 #include "models/maskrcnn_impl.h"
 
+/* Index of name in names[0..n) (NULL and unknown names: n). */
+static int name_index(const char *const *names, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (name && strcmp(name, names[i]) == 0) return i;
+    return n;
+}
+
 static const char *const arch_names[] = {"auto", "maskrcnn_resnet50_fpn",
                                          "maskrcnn_resnet50_fpn_v2", "maskrcnn_resnet_fpn"};
 _Static_assert(sizeof(arch_names) / sizeof(*arch_names) == ISEG_ARCH_COUNT, "arch names");
+static const char *const bn_stats_names[] = {"auto", "running", "image"};
+_Static_assert(sizeof(bn_stats_names) / sizeof(*bn_stats_names) == ISEG_BN_STATS_COUNT,
+               "bn_stats names");
 
 const char *iseg_arch_name(enum iseg_arch a) {
     return (a >= 0 && a < ISEG_ARCH_COUNT) ? arch_names[a] : NULL;
 }
 
 enum iseg_arch iseg_arch_from_name(const char *name) {
-    for (int i = 0; i < ISEG_ARCH_COUNT; i++)
-        if (name && strcmp(name, arch_names[i]) == 0) return (enum iseg_arch)i;
-    return ISEG_ARCH_COUNT;
+    return (enum iseg_arch)name_index(arch_names, ISEG_ARCH_COUNT, name);
+}
+
+const char *iseg_bn_stats_name(enum iseg_bn_stats s) {
+    return (s >= 0 && s < ISEG_BN_STATS_COUNT) ? bn_stats_names[s] : NULL;
+}
+
+enum iseg_bn_stats iseg_bn_stats_from_name(const char *name) {
+    return (enum iseg_bn_stats)name_index(bn_stats_names, ISEG_BN_STATS_COUNT, name);
 }
 
 struct iseg_model_params iseg_model_default_params(void) {
@@ -32,18 +48,6 @@ struct iseg_model_params iseg_model_default_params(void) {
     p.arch = ISEG_ARCH_AUTO;
     p.bn_stats = ISEG_BN_STATS_AUTO;
     return p;
-}
-
-static const char *const bn_stats_names[ISEG_BN_STATS_COUNT] = {"auto", "running", "image"};
-
-const char *iseg_bn_stats_name(enum iseg_bn_stats s) {
-    return (s >= 0 && s < ISEG_BN_STATS_COUNT) ? bn_stats_names[s] : NULL;
-}
-
-enum iseg_bn_stats iseg_bn_stats_from_name(const char *name) {
-    for (int i = 0; i < ISEG_BN_STATS_COUNT; i++)
-        if (name && strcmp(name, bn_stats_names[i]) == 0) return (enum iseg_bn_stats)i;
-    return ISEG_BN_STATS_COUNT;
 }
 
 enum iseg_bn_stats iseg_model_bn_stats(const iseg_model_t m) { return m->bn_stats; }
