@@ -305,7 +305,8 @@ TEST(save_and_reload) {
     ASSERT_EQ_INT(cs.shape[0], 5);
     iseg_trainer_free(t3);
     iseg_weights_free(w);
-    /* the inference model reads both files (BN folded), with the metadata */
+    /* the inference model reads both files, with the metadata; the batch norms normalise each
+     * image by its own statistics, as the training forward pass did */
     const char *paths[2] = {path, path16};
     for (int k = 0; k < 2; k++) {
         iseg_model_t m;
@@ -315,8 +316,20 @@ TEST(save_and_reload) {
         ASSERT_STREQ(iseg_model_class_name(m, 2), "b");
         ASSERT_EQ_INT(iseg_model_category_id(m, 1), 7);
         ASSERT_EQ_INT(iseg_model_infer_params(m).min_size, 64);
+        ASSERT(iseg_model_bn_stats(m) == ISEG_BN_STATS_IMAGE);
         iseg_model_free(m);
     }
+    /* with frozen batch norm the running statistics are what the forward pass used */
+    struct iseg_trainer_params pf = p;
+    pf.frozen_bn = true;
+    iseg_trainer_t tf;
+    ASSERT_OK(iseg_trainer_new(&tf, &a, &pf, 3, err, sizeof(err)));
+    ASSERT_OK(iseg_trainer_save(tf, path, md, false, NULL, 0, err, sizeof(err)));
+    iseg_model_t mf;
+    ASSERT_OK(iseg_model_init_from_file(&mf, path, iseg_model_default_params(), err, sizeof(err)));
+    ASSERT(iseg_model_bn_stats(mf) == ISEG_BN_STATS_RUNNING);
+    iseg_model_free(mf);
+    iseg_trainer_free(tf);
     iseg_trainer_free(t2);
     iseg_trainer_free(t);
 }
