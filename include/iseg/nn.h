@@ -173,11 +173,12 @@ void iseg_softmax(float *y, const float *x, size_t N, int K);
 
 /* ---- pooling and resizing -------------------------------------------------------------- */
 
-/* Max pooling (floor mode, padding counts as -inf): y (B, C, oh, ow), x (B, C, h, w),
- * oh = (h + 2 pad - k) / stride + 1. */
+/* Max pooling (floor mode, padding counts as -inf, NaN propagates): y (B, C, oh, ow),
+ * x (B, C, h, w), oh = (h + 2 pad - k) / stride + 1. The B C planes are shared out over the
+ * engine's threads (e NULL: the calling thread alone); the result does not depend on them. */
 void iseg_maxpool2d_out_hw(int k, int stride, int pad, int h, int w, int *oh, int *ow);
-void iseg_maxpool2d(float *y, const float *x, int B, int C, int h, int w, int k, int stride,
-                    int pad);
+void iseg_maxpool2d(iseg_engine_t e, float *y, const float *x, int B, int C, int h, int w, int k,
+                    int stride, int pad);
 /* Naive oracle (bit-identical to iseg_maxpool2d). */
 void iseg_maxpool2d_ref(float *y, const float *x, int B, int C, int h, int w, int k, int stride,
                         int pad);

@@ -237,7 +237,7 @@ static bool backbone(struct iseg_infer *c, const struct fmap *img, struct fmap f
             struct iseg_arena_mark ms = iseg_arena_mark(c->a);
             if (!conv_bn(c, &s1, img, m->conv1, &m->bn1, ISEG_ACT_RELU)) return false;
             emit(c, "backbone.stem", s1.d, 4, 1, s1.C, s1.H, s1.W);
-            iseg_maxpool2d(pooled.d, s1.d, 1, s1.C, s1.H, s1.W, 3, 2, 1);
+            iseg_maxpool2d(c->e, pooled.d, s1.d, 1, s1.C, s1.H, s1.W, 3, 2, 1);
             iseg_arena_release(c->a, ms);
             x = pooled;
         }

@@ -776,7 +776,7 @@ static bool backbone_fwd(struct iseg_trainer *t, const float *img, int H, int W)
     iseg_maxpool2d_out_hw(3, 2, 1, s->stem.oh, s->stem.ow, &s->pool_h, &s->pool_w);
     s->pool = A(t, (size_t)C * s->pool_h * s->pool_w);
     if (!s->pool) return false;
-    iseg_maxpool2d(s->pool, s->stem.y, 1, C, s->stem.oh, s->stem.ow, 3, 2, 1);
+    iseg_maxpool2d(t->e, s->pool, s->stem.y, 1, C, s->stem.oh, s->stem.ow, 3, 2, 1);
     const float *x = s->pool;
     int h = s->pool_h, w = s->pool_w, bi = 0;
     for (int L = 0; L < 4; L++) {

@@ -495,6 +495,8 @@ TEST(eltwise) {
 
 TEST(maxpool_vs_ref) {
     uint64_t st = 13;
+    iseg_engine_t e3;
+    ASSERT_OK(iseg_engine_init(&e3, 3));
     struct {
         int k, s, p, h, w;
     } cases[] = {{3, 2, 1, 9, 12}, {3, 2, 1, 8, 7}, {1, 2, 0, 5, 6}, {2, 2, 0, 7, 7}, {3, 1, 1, 1, 1}};
@@ -504,11 +506,17 @@ TEST(maxpool_vs_ref) {
         size_t nx = (size_t)B * C * cases[i].h * cases[i].w, ny = (size_t)B * C * oh * ow;
         float *x = rnd(nx, &st), *y = falloc(ny), *yr = falloc(ny);
         if (i == 0) x[5] = NAN;
-        iseg_maxpool2d(y, x, B, C, cases[i].h, cases[i].w, cases[i].k, cases[i].s, cases[i].p);
         iseg_maxpool2d_ref(yr, x, B, C, cases[i].h, cases[i].w, cases[i].k, cases[i].s, cases[i].p);
+        iseg_maxpool2d(NULL, y, x, B, C, cases[i].h, cases[i].w, cases[i].k, cases[i].s,
+                       cases[i].p);
         ASSERT_MSG(memcmp(y, yr, ny * sizeof(float)) == 0, "maxpool case %zu", i);
+        memset(y, 0, ny * sizeof(float));
+        iseg_maxpool2d(e3, y, x, B, C, cases[i].h, cases[i].w, cases[i].k, cases[i].s,
+                       cases[i].p);
+        ASSERT_MSG(memcmp(y, yr, ny * sizeof(float)) == 0, "maxpool case %zu, 3 threads", i);
         free(x), free(y), free(yr);
     }
+    iseg_engine_free(e3);
 }
 
 TEST(resize_nearest) {

@@ -414,7 +414,7 @@ TEST(adjoint_piecewise_linear) {
         int oh, ow;
         iseg_maxpool2d_out_hw(pools[i][0], pools[i][1], pools[i][2], H, W, &oh, &ow);
         size_t ny = (size_t)B * C * oh * ow;
-        iseg_maxpool2d(y, x, B, C, H, W, pools[i][0], pools[i][1], pools[i][2]);
+        iseg_maxpool2d(NULL, y, x, B, C, H, W, pools[i][0], pools[i][1], pools[i][2]);
         rand_fill(dy, ny);
         memset(dx, 0, nx * sizeof(float));
         iseg_maxpool2d_bwd(dx, dy, x, B, C, H, W, pools[i][0], pools[i][1], pools[i][2]);

@@ -264,7 +264,7 @@ TEST(torch_maxpool) {
     iseg_maxpool2d_out_hw((int)cfg[0], (int)cfg[1], (int)cfg[2], (int)tx.shape[2], (int)tx.shape[3], &oh, &ow);
     ASSERT_EQ_INT(oh, ty.shape[2]);
     ASSERT_EQ_INT(ow, ty.shape[3]);
-    iseg_maxpool2d(y, x, (int)tx.shape[0], (int)tx.shape[1], (int)tx.shape[2], (int)tx.shape[3],
+    iseg_maxpool2d(NULL, y, x, (int)tx.shape[0], (int)tx.shape[1], (int)tx.shape[2], (int)tx.shape[3],
                    (int)cfg[0], (int)cfg[1], (int)cfg[2]);
     check_close("maxpool", y, want, ty.n, 0, 0);
     free(x), free(want), free(cfg), free(y);
