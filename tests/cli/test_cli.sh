@@ -1150,7 +1150,7 @@ want_rc 2
 end
 
 # ---- the default model ---------------------------------------------------------------
-begin "demo: the default nuclei model segments the project's sample image (AP >= 0.6)"
+begin "demo: the default nuclei model segments the project's sample image (AP >= 0.7)"
 run predict "$SRC/examples/data/nuclei_sample.png" --model "$SRC/models/nuclei_compact.safetensors" \
     --viz "$TMP/t/demo.png" --viz-style masks --out "$TMP/t/demo.json"
 want_rc 0
@@ -1159,7 +1159,7 @@ want_rc 0
 run eval --gt "$SRC/examples/data/nuclei_sample.json" --dt "$TMP/t/demo.json" --json -
 want_rc 0
 DEMO_AP=$(tr -d '\n' <"$OUT" | sed -n 's/.*"stats": \[\([-0-9.e]*\),.*/\1/p')
-awk -v ap="${DEMO_AP:-0}" 'BEGIN { exit !(ap >= 0.6) }' || bad "segm AP on the sample: '$DEMO_AP' (< 0.6)"
+awk -v ap="${DEMO_AP:-0}" 'BEGIN { exit !(ap >= 0.7) }' || bad "segm AP on the sample: '$DEMO_AP' (< 0.7)"
 end
 
 # ---- verdict -------------------------------------------------------------------------
