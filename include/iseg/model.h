@@ -27,7 +27,8 @@
  * Weights: a state dict in safetensors or PyTorch .pth form (see weights.h), with the current
  * torchvision names or the older names of the released checkpoints. Every tensor is checked:
  * missing, unexpected, wrong shape or dtype is an EFORMAT error naming the tensor. Batch norms
- * are folded into the preceding convolutions at load. The number of classes is taken from the
+ * are folded into the preceding convolutions at load, unless the backbone's normalise with each
+ * image's own statistics (enum iseg_bn_stats below). The number of classes is taken from the
  * box predictor (91 for COCO; label 0 is the background). With ISEG_ARCH_AUTO, a ResNet-50 file
  * is v1 or v2 and any other ResNet-FPN (e.g. iseg's compact models) is
  * ISEG_ARCH_MASKRCNN_RESNET_FPN, its dimensions read from the tensor shapes.
