@@ -123,7 +123,7 @@ static bool conv(struct iseg_infer *c, struct fmap *y, const struct fmap *x, ise
 }
 
 /* Per-image batch norm of one channel, with iseg_batchnorm_train()'s arithmetic (the trainer's
- * forward pass): mean and biased variance summed in double, then the residual and the ReLU. */
+ * forward pass: iseg__bn_moments, then its scale and shift), then the residual and the ReLU. */
 struct ibn_task {
     float                  *y;
     const float            *z, *res;
@@ -138,16 +138,9 @@ static void ibn_channel(void *ctx, size_t c, int ith) {
     const size_t HW = t->HW;
     const float *z = t->z + c * HW, *res = t->res ? t->res + c * HW : NULL;
     float *y = t->y + c * HW;
-    double s = 0.0, v = 0.0;
-    for (size_t i = 0; i < HW; i++) s += z[i];
-    double m = s / (double)HW;
-    for (size_t i = 0; i < HW; i++) {
-        double d = z[i] - m;
-        v += d * d;
-    }
-    double invstd = 1.0 / sqrt(v / (double)HW + (double)1e-5f);
-    float scale = (float)invstd * t->bn->gamma[c];
-    float shift = t->bn->beta[c] - (float)m * scale;
+    struct iseg__bn_moments mo = iseg__bn_moments(z, 1, HW, HW, 1e-5f);
+    float scale = (float)mo.invstd * t->bn->gamma[c];
+    float shift = t->bn->beta[c] - (float)mo.mean * scale;
     for (size_t i = 0; i < HW; i++) { /* y may be z or res: element i is read before written */
         float o = z[i] * scale + shift;
         if (res) o += res[i];

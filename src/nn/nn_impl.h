@@ -38,6 +38,17 @@ void   iseg__engine_fail(iseg_engine_t e, enum iseg_status st);
 /* Run fn over [0, n) on the engine's pool (inline with one thread). */
 void   iseg__engine_run(iseg_engine_t e, size_t n, iseg__task_fn fn, void *ctx);
 
+/* ---- batch norm ---------------------------------------------------------------------------- */
+
+/* Statistics of one channel over B planes of HW floats, bstride floats apart, summed in double:
+ * the mean, the sum of squared deviations from it, and 1 / sqrt(biased variance + eps). The
+ * arithmetic of iseg_batchnorm_train(), which inference with per-image statistics shares. */
+struct iseg__bn_moments {
+    double mean, ssd, invstd;
+};
+struct iseg__bn_moments iseg__bn_moments(const float *x, int B, size_t bstride, size_t HW,
+                                         float eps);
+
 /* ---- SGEMM -------------------------------------------------------------------------------- */
 
 /* Every kernel computes an MR x NR tile; A panels hold MR rows interleaved per k

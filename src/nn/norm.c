@@ -97,6 +97,26 @@ void iseg_groupnorm_ref(float *y, const float *x, const float *gamma, const floa
 
 /* ---- training: batch statistics and backward passes ---- */
 
+struct iseg__bn_moments iseg__bn_moments(const float *x, int B, size_t bstride, size_t HW,
+                                         float eps) {
+    size_t n = (size_t)B * HW;
+    double s = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *xp = x + (size_t)b * bstride;
+        for (size_t i = 0; i < HW; i++) s += xp[i];
+    }
+    double m = s / (double)n, v = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *xp = x + (size_t)b * bstride;
+        for (size_t i = 0; i < HW; i++) {
+            double t = xp[i] - m;
+            v += t * t;
+        }
+    }
+    struct iseg__bn_moments mo = {m, v, 1.0 / sqrt(v / (double)n + eps)};
+    return mo;
+}
+
 void iseg_batchnorm_train(float *y, float *save_mean, float *save_invstd, float *running_mean,
                           float *running_var, const float *x, const float *gamma,
                           const float *beta, float momentum, float eps, int B, int C,
@@ -104,20 +124,9 @@ void iseg_batchnorm_train(float *y, float *save_mean, float *save_invstd, float 
     size_t n = (size_t)B * HW;
     ISEG_ASSERT(n >= 1);
     for (int c = 0; c < C; c++) {
-        double s = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *xp = x + ((size_t)b * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) s += xp[i];
-        }
-        double m = s / (double)n, v = 0.0;
-        for (int b = 0; b < B; b++) {
-            const float *xp = x + ((size_t)b * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) {
-                double t = xp[i] - m;
-                v += t * t;
-            }
-        }
-        double var = v / (double)n, invstd = 1.0 / sqrt(var + eps);
+        struct iseg__bn_moments mo = iseg__bn_moments(x + (size_t)c * HW, B, (size_t)C * HW, HW,
+                                                      eps);
+        double m = mo.mean, v = mo.ssd, invstd = mo.invstd;
         save_mean[c] = (float)m;
         save_invstd[c] = (float)invstd;
         if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * (float)m;
