@@ -583,6 +583,11 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if ((rc = make_trainer(&r))) goto done;
+    if (o->epochs == 0) { /* no training: no loader, no schedule */
+        if ((rc = end_epoch(&r, 0, true)) == 0)
+            fprintf(stderr, "done: model %s\n", o->out);
+        goto done;
+    }
     struct iseg_loader_params lp = iseg_loader_default_params();
     lp.batch_size = (size_t)o->batch;
     lp.seed = (uint64_t)o->seed;
@@ -628,11 +633,6 @@ int cmd_train(int argc, char **argv) {
         if (r.next_batch)
             fprintf(stderr, "resuming at epoch %" PRIu64 " step %" PRIu64 " (best AP %.4f)\n",
                     r.next_batch / nb + 1, r.next_batch % nb + 1, r.best_ap);
-    }
-    if (o->epochs == 0) {
-        if ((rc = end_epoch(&r, 0, true)) == 0)
-            fprintf(stderr, "done: model %s\n", o->out);
-        goto done;
     }
     signal(SIGINT, on_sigint);
     const bool tty = isatty(STDERR_FILENO);
