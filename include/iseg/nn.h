@@ -53,6 +53,31 @@ enum iseg_act {
     ISEG_ACT_RELU = 1,
 };
 
+/* ---- precision ------------------------------------------------------------------------- */
+
+/* What a convolution or linear layer computes in. Inputs and outputs stay f32 either way.
+ *  FP32: f32 products and sums (the default; the torchvision parity of model.h).
+ *  BF16: weights and activations rounded to bfloat16 (nearest, ties to even) before the
+ *        products, sums in f32: the arithmetic of avx512_bf16's vdpbf16ps (a bf16 product is
+ *        exact in f32). Never Winograd (rounded transformed tiles would cost F(4,3) about
+ *        100x the error of direct bf16 products). On CPUs without avx512_bf16 the f32 kernels run on the rounded operands: the same
+ *        numbers at f32 speed.
+ *  INT8: weights quantized per output channel, symmetric, |q| <= 63 (7 bits: AVX2's
+ *        vpmaddubsw stays exact); activations quantized per call from the input tensor's
+ *        range (dynamic calibration): unsigned bytes, zero point 0 for a non-negative tensor
+ *        (after ReLU), 128 for a signed one; exact int32 sums of 4-byte dot products (the
+ *        grouping of VNNI's vpdpbusd), dequantized in the epilogue. Never Winograd. */
+enum iseg_precision {
+    ISEG_PRECISION_FP32 = 0,
+    ISEG_PRECISION_BF16,
+    ISEG_PRECISION_INT8,
+    ISEG_PRECISION_COUNT
+};
+/* "fp32", "bf16", "int8"; NULL when out of range. */
+const char         *iseg_precision_name(enum iseg_precision p);
+/* Inverse of iseg_precision_name(); ISEG_PRECISION_COUNT when unknown. */
+enum iseg_precision iseg_precision_from_name(const char *name);
+
 /* ---- GEMM ------------------------------------------------------------------------------ */
 
 /* C (M, N) = A (M, K) . B (K, N) [+ C if accumulate], row-major with leading dimensions
@@ -83,8 +108,14 @@ typedef struct iseg_conv2d *iseg_conv2d_t;
  * (packed for the kernels). EINVAL for an inconsistent desc; ENOMEM. */
 enum iseg_status iseg_conv2d_init(iseg_conv2d_t *c, const struct iseg_conv2d_desc *d,
                                   const float *weight, const float *bias);
+/* As iseg_conv2d_init() in a given precision (see enum iseg_precision). */
+enum iseg_status iseg_conv2d_init_precision(iseg_conv2d_t *c, const struct iseg_conv2d_desc *d,
+                                            const float *weight, const float *bias,
+                                            enum iseg_precision p);
+enum iseg_precision iseg_conv2d_precision(const iseg_conv2d_t c);
 void iseg_conv2d_free(iseg_conv2d_t c); /* NULL is fine */
-/* Replace the weights (and the bias: given exactly when init had one, EINVAL otherwise) of c
+/* Replace the weights (and the bias: given exactly when init had one, EINVAL otherwise) of an
+ * FP32 convolution c (EINVAL for another precision)
  * with new values of the same shape, repacked in place on e's threads (e may be NULL):
  * training repacks every step. The first call on a Winograd convolution allocates a transform
  * scratch (ENOMEM); later calls allocate nothing. */
@@ -100,6 +131,13 @@ void iseg_conv2d_forward(iseg_engine_t e, const iseg_conv2d_t c, float *y, const
 void iseg_conv2d_forward_ref(float *y, const float *x, const float *weight, const float *bias,
                              const struct iseg_conv2d_desc *d, int B, int h, int w,
                              const float *residual, enum iseg_act act);
+
+/* Oracle of an INT8 convolution: the same quantization (weights per channel, x per call over
+ * the whole (B, cin, h, w) tensor), naive integer sums and the same f32 epilogue, hence
+ * bit-identical to iseg_conv2d_forward() of a convolution made with ISEG_PRECISION_INT8. */
+void iseg_conv2d_forward_int8_ref(float *y, const float *x, const float *weight,
+                                  const float *bias, const struct iseg_conv2d_desc *d, int B,
+                                  int h, int w, const float *residual, enum iseg_act act);
 
 /* Transposed convolution (torch ConvTranspose2d); pad_h/w is torch's `padding`, out_pad its
  * `output_padding`. Output size: (h - 1) stride - 2 pad + dil (k - 1) + out_pad + 1. */
@@ -129,6 +167,11 @@ typedef struct iseg_linear *iseg_linear_t;
  * kernel the CPU runs). EINVAL for in or out < 1; ENOMEM. */
 enum iseg_status iseg_linear_init(iseg_linear_t *l, int in, int out, const float *weight,
                                   const float *bias);
+/* As iseg_linear_init() in a given precision (see enum iseg_precision). */
+enum iseg_status iseg_linear_init_precision(iseg_linear_t *l, int in, int out,
+                                            const float *weight, const float *bias,
+                                            enum iseg_precision p);
+enum iseg_precision iseg_linear_precision(const iseg_linear_t l);
 void iseg_linear_free(iseg_linear_t l); /* NULL is fine */
 /* y (N, out) = act(x (N, in) . weight^T + bias). */
 void iseg_linear_forward(iseg_engine_t e, const iseg_linear_t l, float *y, const float *x, int N,
@@ -136,6 +179,11 @@ void iseg_linear_forward(iseg_engine_t e, const iseg_linear_t l, float *y, const
 /* Naive oracle (double accumulation). */
 void iseg_linear_forward_ref(float *y, const float *x, const float *weight, const float *bias,
                              int N, int in, int out, enum iseg_act act);
+
+/* Oracle of an INT8 linear layer (x quantized per call over the whole (N, in) matrix, weights
+ * per output), bit-identical to iseg_linear_forward() of one made with ISEG_PRECISION_INT8. */
+void iseg_linear_forward_int8_ref(float *y, const float *x, const float *weight,
+                                  const float *bias, int N, int in, int out, enum iseg_act act);
 
 /* ---- normalisation --------------------------------------------------------------------- */
 

@@ -28,6 +28,8 @@ static inline bool iseg__mul_size_ok(size_t a, size_t b, size_t *out) {
     return true;
 }
 char *iseg__strdup(const char *s);
+/* Index of name in names[0..n) (NULL and unknown names: n): the *_from_name lookups. */
+int   iseg__name_index(const char *const *names, int n, const char *name);
 
 /* Log through the callback of iseg_log_set(). */
 void iseg__log(enum iseg_log_level level, const char *fmt, ...)

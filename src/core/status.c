@@ -113,6 +113,12 @@ char *iseg__strdup(const char *s) {
     return p;
 }
 
+int iseg__name_index(const char *const *names, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (name && strcmp(name, names[i]) == 0) return i;
+    return n;
+}
+
 /* ---- growable buffer ---- */
 bool iseg__buf_reserve(struct iseg__buf *b, size_t extra) {
     if (b->cap - b->len >= extra) return true;

@@ -12,13 +12,6 @@
 
 #include "models/maskrcnn_impl.h"
 
-/* Index of name in names[0..n) (NULL and unknown names: n). */
-static int name_index(const char *const *names, int n, const char *name) {
-    for (int i = 0; i < n; i++)
-        if (name && strcmp(name, names[i]) == 0) return i;
-    return n;
-}
-
 static const char *const arch_names[] = {"auto", "maskrcnn_resnet50_fpn",
                                          "maskrcnn_resnet50_fpn_v2", "maskrcnn_resnet_fpn"};
 _Static_assert(sizeof(arch_names) / sizeof(*arch_names) == ISEG_ARCH_COUNT, "arch names");
@@ -31,7 +24,7 @@ const char *iseg_arch_name(enum iseg_arch a) {
 }
 
 enum iseg_arch iseg_arch_from_name(const char *name) {
-    return (enum iseg_arch)name_index(arch_names, ISEG_ARCH_COUNT, name);
+    return (enum iseg_arch)iseg__name_index(arch_names, ISEG_ARCH_COUNT, name);
 }
 
 const char *iseg_bn_stats_name(enum iseg_bn_stats s) {
@@ -39,7 +32,7 @@ const char *iseg_bn_stats_name(enum iseg_bn_stats s) {
 }
 
 enum iseg_bn_stats iseg_bn_stats_from_name(const char *name) {
-    return (enum iseg_bn_stats)name_index(bn_stats_names, ISEG_BN_STATS_COUNT, name);
+    return (enum iseg_bn_stats)iseg__name_index(bn_stats_names, ISEG_BN_STATS_COUNT, name);
 }
 
 struct iseg_model_params iseg_model_default_params(void) {

@@ -86,3 +86,15 @@ float *iseg__engine_shared(iseg_engine_t e, size_t nbytes) {
 void iseg__engine_run(iseg_engine_t e, size_t n, iseg__task_fn fn, void *ctx) {
     iseg__pool_run(e->pool, n, 1, fn, ctx);
 }
+
+static const char *const precision_names[] = {"fp32", "bf16", "int8"};
+_Static_assert(sizeof(precision_names) / sizeof(*precision_names) == ISEG_PRECISION_COUNT,
+               "precision names");
+
+const char *iseg_precision_name(enum iseg_precision p) {
+    return (p >= 0 && p < ISEG_PRECISION_COUNT) ? precision_names[p] : NULL;
+}
+
+enum iseg_precision iseg_precision_from_name(const char *name) {
+    return (enum iseg_precision)iseg__name_index(precision_names, ISEG_PRECISION_COUNT, name);
+}

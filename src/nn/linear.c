@@ -5,25 +5,42 @@
 #include "nn/nn_impl.h"
 
 struct iseg_linear {
-    int    in, out, nr;
-    float *pb;   /* W^T (in, out) in panels of nr columns */
-    float *bias; /* (out) or NULL */
+    int                   in, out, nr;
+    float                *pb;   /* W^T (in, out) in panels of nr columns (FP32, BF16) */
+    float                *bias; /* (out) or NULL */
+    enum iseg_precision   prec;
+    struct iseg__qweights q;    /* INT8: W (out, in) quantized per output */
 };
 
 enum iseg_status iseg_linear_init(iseg_linear_t *out, int in, int n_out, const float *weight,
                                   const float *bias) {
+    return iseg_linear_init_precision(out, in, n_out, weight, bias, ISEG_PRECISION_FP32);
+}
+
+enum iseg_precision iseg_linear_precision(const iseg_linear_t l) { return l->prec; }
+
+enum iseg_status iseg_linear_init_precision(iseg_linear_t *out, int in, int n_out,
+                                            const float *weight, const float *bias,
+                                            enum iseg_precision p) {
     ISEG_ASSERT(out && weight);
     *out = NULL;
-    if (in < 1 || n_out < 1) return ISEG_STATUS_EINVAL;
+    if (in < 1 || n_out < 1 || p < 0 || p >= ISEG_PRECISION_COUNT) return ISEG_STATUS_EINVAL;
     struct iseg_linear *l = iseg__calloc(1, sizeof(*l));
     if (!l) return ISEG_STATUS_ENOMEM;
-    l->in  = in;
-    l->out = n_out;
-    l->nr  = iseg__gemm_kernel()->nr;
-    l->pb  = iseg__malloc_array(iseg__gemm_packed_b_size(n_out, in, l->nr), sizeof(float));
-    if (!l->pb) goto fail;
-    /* B (in, out) element (k, n) = W[n][k]: the transposed layout */
-    iseg__gemm_pack_b(l->pb, weight, (size_t)in, true, in, n_out, l->nr);
+    l->in   = in;
+    l->out  = n_out;
+    l->prec = p;
+    l->nr   = iseg__gemm_kernel()->nr;
+    if (p == ISEG_PRECISION_INT8) {
+        if (iseg__qweights_init(&l->q, weight, n_out, in, 1)) goto fail;
+    } else {
+        size_t nb = iseg__gemm_packed_b_size(n_out, in, l->nr);
+        l->pb     = iseg__malloc_array(nb, sizeof(float));
+        if (!l->pb) goto fail;
+        /* B (in, out) element (k, n) = W[n][k]: the transposed layout */
+        iseg__gemm_pack_b(l->pb, weight, (size_t)in, true, in, n_out, l->nr);
+        if (p == ISEG_PRECISION_BF16) iseg__bf16_round_n(l->pb, nb);
+    }
     if (bias) {
         l->bias = iseg__malloc_array((size_t)n_out, sizeof(float));
         if (!l->bias) goto fail;
@@ -40,12 +57,33 @@ void iseg_linear_free(iseg_linear_t l) {
     if (!l) return;
     iseg__free(l->pb);
     iseg__free(l->bias);
+    iseg__qweights_free(&l->q);
     iseg__free(l);
 }
 
 void iseg_linear_forward(iseg_engine_t e, const iseg_linear_t l, float *y, const float *x, int N,
                          enum iseg_act act) {
     ISEG_ASSERT(e && l && y && x && N >= 0);
+    if (l->prec == ISEG_PRECISION_INT8) {
+        /* y^T (out, N) = Wq . xq^T: the weights are the kernel's rows, x's rows its columns,
+         * quantized once into rows padded to whole quads */
+        if (N == 0) return;
+        float lo, hi;
+        iseg__minmax(e, x, (size_t)N * l->in, &lo, &hi);
+        struct iseg__qgemm_desc q;
+        memset(&q, 0, sizeof(q));
+        q.M = l->out, q.N = N, q.K = l->in, q.n_b = 1, q.n_g = 1;
+        q.w = &l->q, q.act = iseg__qact_from_range(lo, hi);
+        q.qb_ld = (size_t)l->q.Kq * 4;
+        uint8_t *qx = (uint8_t *)iseg__engine_shared(e, q.qb_ld * (size_t)N);
+        if (!qx) return;
+        iseg__qact_rows(e, qx, q.qb_ld, x, N, l->in, &q.act);
+        q.qb = qx;
+        q.C = y, q.ldc = (size_t)l->out, q.c_trans = true;
+        q.bias = l->bias, q.relu = act == ISEG_ACT_RELU;
+        iseg__qgemm_run(e, &q);
+        return;
+    }
     struct iseg__gemm_desc g;
     memset(&g, 0, sizeof(g));
     g.M = N, g.N = l->out, g.K = l->in, g.n_b = 1, g.n_g = 1;
@@ -54,6 +92,7 @@ void iseg_linear_forward(iseg_engine_t e, const iseg_linear_t l, float *y, const
     g.C = y, g.ldc = (size_t)l->out;
     g.bias_col = l->bias;
     g.relu     = act == ISEG_ACT_RELU;
+    g.bf16     = l->prec == ISEG_PRECISION_BF16;
     iseg__gemm_run(e, &g);
 }
 
@@ -67,4 +106,33 @@ void iseg_linear_forward_ref(float *y, const float *x, const float *weight, cons
             if (act == ISEG_ACT_RELU && v < 0.0f) v = 0.0f;
             y[(size_t)n * out + o] = v;
         }
+}
+
+void iseg_linear_forward_int8_ref(float *y, const float *x, const float *weight,
+                                  const float *bias, int N, int in, int out, enum iseg_act act) {
+    float lo = 0.0f, hi = 0.0f;
+    bool  any = false;
+    for (size_t i = 0; i < (size_t)N * in; i++) {
+        float v = x[i];
+        if (v != v) continue;
+        if (!any || v < lo) lo = v;
+        if (!any || v > hi) hi = v;
+        any = true;
+    }
+    struct iseg__qact p  = iseg__qact_from_range(lo, hi);
+    int8_t           *qw = iseg__malloc_array((size_t)in, 1);
+    ISEG_ASSERT(qw);
+    for (int o = 0; o < out; o++) {
+        float sw = iseg__qweight_row(qw, weight + (size_t)o * in, in);
+        for (int n = 0; n < N; n++) {
+            int32_t acc = 0;
+            for (int k = 0; k < in; k++)
+                acc += qw[k] * (iseg__qact_one(x[(size_t)n * in + k], &p) - p.zp);
+            float v = (float)acc * (p.scale * sw);
+            if (bias) v += bias[o];
+            if (act == ISEG_ACT_RELU && v < 0.0f) v = 0.0f;
+            y[(size_t)n * out + o] = v;
+        }
+    }
+    iseg__free(qw);
 }

@@ -150,9 +150,107 @@ struct iseg__gemm_desc {
     const float *bias_row; /* (M) per group: bias_row + g * M, or NULL */
     const float *bias_col; /* (N) or NULL */
     bool         relu;
+    /* B (and A when packed per block) rounded to bf16 after packing; prepacked operands are
+     * their owner's to round */
+    bool bf16;
 };
 /* Run it on the engine. Records ENOMEM (and leaves C unspecified) if scratch cannot grow. */
 void iseg__gemm_run(iseg_engine_t e, const struct iseg__gemm_desc *d);
+
+/* ---- int8 GEMM (qgemm.c, qgemm_avx2.c) ------------------------------------------------------
+ *
+ * C (M, N) = dequant(Wq (M, K) . Xq (K, N)) with fused epilogue, where Wq holds signed weights
+ * quantized per row (output channel) symmetrically to |q| <= ISEG_QW_MAX, and Xq unsigned bytes
+ * of the activations quantized per tensor (scale, zero point: 0 for non-negative tensors, 128
+ * for signed ones). Sums are exact int32, over 4 consecutive k per 32-bit word (the grouping of
+ * VNNI's vpdpbusd and of vpmaddubsw + vpmaddwd). The 7-bit weight range keeps AVX2's vpmaddubsw
+ * (u8 x s8 pairs summed into saturating int16) exact: 2 * 255 * 63 < 32767. */
+#define ISEG_QW_MAX     63
+#define ISEG_QGEMM_MR   4   /* rows of a tile (weights, broadcast) */
+#define ISEG_QGEMM_NR   16  /* columns of a tile (activations, two ymm of 8 words) */
+#define ISEG_QGEMM_KCQ  256 /* k quads per K block (1024 k) */
+
+/* acc (MR x NR int32, row-major) = (init ? 0 : acc) + sum over kq quads of a . b, with a
+ * [kq][MR] words of 4 signed bytes and b [kq][NR] words of 4 unsigned bytes. */
+typedef void (*iseg__qkernel_fn)(int kq, const uint32_t *a, const uint32_t *b, int32_t *acc,
+                                 bool init);
+void iseg__qkernel_c(int kq, const uint32_t *a, const uint32_t *b, int32_t *acc, bool init);
+void iseg__qkernel_avx2(int kq, const uint32_t *a, const uint32_t *b, int32_t *acc, bool init);
+/* The kernel in use: AVX2 when the CPU has it (or ISEG_GEMM_ISA_C forced), else portable. */
+iseg__qkernel_fn iseg__qkernel(void);
+
+/* Weights (n_g groups of M rows x K) quantized and packed once. */
+struct iseg__qweights {
+    int       M, K, Kq, n_g;
+    uint32_t *pa;    /* per group [ceil(M/MR)][Kq][MR] words, zero-padded */
+    size_t    pa_gs; /* words per group */
+    float    *scale; /* (n_g M): w ~ scale * q */
+    int32_t  *wsum;  /* (n_g M): sum of each row's q (zero-point correction) */
+};
+/* ENOMEM; q is zeroed on failure. w (n_g M, K) row-major. */
+enum iseg_status iseg__qweights_init(struct iseg__qweights *q, const float *w, int M, int K,
+                                     int n_g);
+void             iseg__qweights_free(struct iseg__qweights *q);
+/* One row: q[k] = rint(w[k] * (ISEG_QW_MAX / max|w|)), returns the scale max|w| / ISEG_QW_MAX
+ * (1 for an all-zero row). The operator and its _ref share it. */
+float iseg__qweight_row(int8_t *q, const float *w, int K);
+
+/* Per-tensor activation quantization: q = clamp(rint(x * inv) + zp, 0, 255). */
+struct iseg__qact {
+    float scale, inv;
+    int   zp;
+};
+/* From the tensor's range: lo >= 0: zp 0, 255 levels over [0, hi]; else zp 128, 127 levels
+ * each side of 0 over max(-lo, hi). */
+struct iseg__qact iseg__qact_from_range(float lo, float hi);
+static inline uint8_t iseg__qact_one(float x, const struct iseg__qact *p) {
+    float v = x * p->inv, lo = (float)-p->zp, hi = 255.0f - (float)p->zp;
+    v = v > lo ? v : lo; /* NaN -> lo, as _mm256_max_ps(v, lo) */
+    v = v < hi ? v : hi;
+    return (uint8_t)((int)__builtin_rintf(v) + p->zp);
+}
+/* x (N, K) quantized into rows of ld >= K bytes (the padding: quantized zeros), on e's threads. */
+void iseg__qact_rows(iseg_engine_t e, uint8_t *dst, size_t ld, const float *x, int N, int K,
+                     const struct iseg__qact *p);
+/* Smallest and largest of x (n) on the engine's threads (NaN ignored). */
+void iseg__minmax(iseg_engine_t e, const float *x, size_t n, float *lo, float *hi);
+
+/* The int8 GEMM with the SGEMM's epilogue: C[b,g] (M, N) = C0 + (acc - zp wsum) * (act.scale *
+ * w.scale) , + bias, relu (that order). B: float blocks from pack_b (as the SGEMM packs them,
+ * nr ISEG_QGEMM_NR), quantized by the driver; or pre-quantized columns (qb: column n's K bytes at
+ * qb + n qb_ld, K padded to a multiple of 4). c_trans: element (m, n) of C (and C0) is at
+ * n * ldc + m. Bit-identical for any thread count (exact integer sums). */
+struct iseg__qgemm_desc {
+    int                          M, N, K, n_b, n_g;
+    const struct iseg__qweights *w;
+    struct iseg__qact            act;
+    iseg__pack_b_fn              pack_b;
+    const void                  *pack_ctx;
+    const uint8_t               *qb;
+    size_t                       qb_ld;
+    float                       *C;
+    size_t                       ldc;
+    ptrdiff_t                    c_bs, c_gs;
+    bool                         c_trans;
+    const float                 *C0;
+    size_t                       ldc0;
+    ptrdiff_t                    c0_bs, c0_gs;
+    const float                 *bias; /* (n_g M) or NULL */
+    bool                         relu;
+};
+void iseg__qgemm_run(iseg_engine_t e, const struct iseg__qgemm_desc *d);
+
+/* ---- bf16 ---------------------------------------------------------------------------------- */
+
+/* x rounded to the nearest bfloat16 (ties to even; NaN stays NaN), as a float. */
+static inline float iseg__bf16_round(float x) {
+    union { float f; uint32_t u; } v = {x};
+    if ((v.u & 0x7f800000u) == 0x7f800000u && (v.u & 0x7fffffu)) return x; /* NaN */
+    v.u = (v.u + 0x7fffu + ((v.u >> 16) & 1u)) & 0xffff0000u;
+    return v.f;
+}
+/* Round n floats in place (AVX2 when available). */
+void iseg__bf16_round_n(float *x, size_t n);
 
 /* ---- Winograd (winograd.c) ---------------------------------------------------------------- */
 

@@ -1,0 +1,332 @@
+/* test_nn_precision.c - the reduced-precision paths of convolution and linear layers.
+ * INT8: bit-identical to the naive integer oracles (iseg_*_forward_int8_ref) on odd shapes
+ * (tails, 1x1, dilation, groups, stride 2, K over several K blocks, M and N over several chunks,
+ * signed and non-negative inputs, residual in place), with the portable and the AVX2 kernel,
+ * for 1 and 3 threads; within the quantization error of the f32 oracle. BF16: equal (to f32
+ * accumulation order) to the f32 oracle on bf16-rounded operands (never Winograd).
+ * The quantizer and the bf16 rounding by hand. */
+#include <float.h>
+
+#include "test.h"
+
+#include "iseg/nn.h"
+#include "nn/nn_impl.h"
+
+static float *rnd(size_t n, uint64_t *st, bool nonneg) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    ASSERT(p);
+    for (size_t i = 0; i < n; i++) {
+        double u = test_rand_unif(st);
+        p[i]     = (float)(nonneg ? (u < 0.3 ? 0.0 : u * 3.0) : u * 2.0 - 1.0);
+    }
+    return p;
+}
+
+static float *falloc(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    ASSERT(p);
+    for (size_t i = 0; i < n; i++) p[i] = NAN; /* outputs must be written */
+    return p;
+}
+
+static double nmse(const float *a, const float *b, size_t n) {
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)b[i] * b[i];
+    }
+    return den == 0.0 ? (num == 0.0 ? 0.0 : INFINITY) : num / den;
+}
+
+static void assert_biteq(const float *got, const float *want, size_t n, const char *what) {
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0)
+            TEST_FAIL("%s: element %zu: %.9g, oracle %.9g", what, i, got[i], want[i]);
+}
+
+static void round_bf16(float *p, size_t n) {
+    for (size_t i = 0; i < n; i++) p[i] = iseg__bf16_round(p[i]);
+}
+
+/* ISAs whose int8 kernel differs: portable C, and AVX2 when the CPU has it */
+static const enum iseg__gemm_isa ISAS[] = {ISEG_GEMM_ISA_C, ISEG_GEMM_ISA_AVX2};
+
+struct conv_case {
+    int  cin, cout, k, stride, pad, dil, groups, B, h, w;
+    bool res, relu, bias, nonneg;
+};
+
+static const struct conv_case CASES[] = {
+    {16, 16, 1, 1, 0, 1, 1, 1, 5, 7, false, false, true, true},     /* 1x1 direct, x >= 0 */
+    {3, 8, 1, 2, 0, 1, 1, 2, 9, 9, false, true, true, false},       /* 1x1 stride 2 */
+    {5, 17, 3, 1, 1, 1, 1, 2, 11, 13, true, true, true, false},     /* 3x3, residual */
+    {3, 9, 7, 2, 3, 1, 1, 1, 23, 19, false, true, false, false},    /* stem-like */
+    {8, 12, 3, 1, 2, 2, 1, 1, 10, 9, false, false, true, true},     /* dilation 2 */
+    {8, 6, 3, 2, 1, 1, 2, 2, 9, 12, false, true, true, false},      /* groups 2 */
+    {12, 12, 3, 1, 1, 1, 12, 1, 8, 7, false, false, true, true},    /* depthwise */
+    {1, 1, 3, 1, 1, 1, 1, 1, 1, 1, false, false, true, false},      /* 1x1 map, K 9 */
+    {130, 33, 3, 1, 1, 1, 1, 1, 17, 21, true, false, true, true},   /* K 1170: 2 K blocks */
+    {300, 20, 1, 1, 0, 1, 1, 1, 7, 9, false, true, true, false},    /* K 300 */
+    {4, 300, 3, 1, 0, 1, 1, 1, 6, 5, false, false, true, true},     /* M 300: M chunks */
+    {6, 10, 5, 3, 0, 2, 1, 1, 20, 17, false, true, true, false},    /* 5x5 stride 3 dil 2 */
+    {7, 13, 3, 2, 1, 1, 1, 2, 15, 18, false, true, true, true},     /* stride 2, odd size */
+    {24, 40, 1, 1, 0, 1, 1, 2, 19, 23, true, true, true, false},    /* N tails */
+    {5, 9, 3, 1, 1, 1, 1, 1, 1, 400, false, false, true, true},     /* one row, N chunks */
+    {64, 64, 3, 1, 1, 1, 1, 1, 40, 53, true, true, true, true},     /* a Winograd shape */
+    {4, 8, 3, 1, 4, 1, 1, 1, 3, 5, false, false, true, false},      /* wide padding */
+};
+#define N_CASES (sizeof(CASES) / sizeof(CASES[0]))
+
+struct conv_data {
+    struct iseg_conv2d_desc d;
+    int                     oh, ow;
+    size_t                  nw, nx, ny;
+    float                  *w, *b, *x, *r;
+};
+
+static struct conv_data conv_data(const struct conv_case *cc, uint64_t *st) {
+    struct conv_data c;
+    c.d          = iseg_conv2d_default_desc(cc->cin, cc->cout, cc->k);
+    c.d.stride_h = c.d.stride_w = cc->stride;
+    c.d.pad_h = c.d.pad_w = cc->pad;
+    c.d.dil_h = c.d.dil_w = cc->dil;
+    c.d.groups            = cc->groups;
+    iseg_conv2d_out_hw(&c.d, cc->h, cc->w, &c.oh, &c.ow);
+    c.nw = (size_t)cc->cout * (cc->cin / cc->groups) * cc->k * cc->k;
+    c.nx = (size_t)cc->B * cc->cin * cc->h * cc->w;
+    c.ny = (size_t)cc->B * cc->cout * c.oh * c.ow;
+    c.w  = rnd(c.nw, st, false);
+    c.b  = rnd((size_t)cc->cout, st, false);
+    c.x  = rnd(c.nx, st, cc->nonneg);
+    c.r  = cc->res ? rnd(c.ny, st, false) : NULL;
+    return c;
+}
+
+static void conv_data_free(struct conv_data *c) { free(c->w), free(c->b), free(c->x), free(c->r); }
+
+TEST(precision_names) {
+    for (int p = 0; p < ISEG_PRECISION_COUNT; p++)
+        ASSERT_EQ_INT(iseg_precision_from_name(iseg_precision_name((enum iseg_precision)p)), p);
+    ASSERT_STREQ(iseg_precision_name(ISEG_PRECISION_INT8), "int8");
+    ASSERT_EQ_INT(iseg_precision_from_name("fp16"), ISEG_PRECISION_COUNT);
+    ASSERT_EQ_INT(iseg_precision_from_name(NULL), ISEG_PRECISION_COUNT);
+    ASSERT(iseg_precision_name(ISEG_PRECISION_COUNT) == NULL);
+}
+
+TEST(bf16_round_hand) {
+    /* 1 + 2^-8 is a tie: to even (1); 1 + 3 2^-8 a tie too: up to 1 + 2^-6 ... */
+    ASSERT_EQ_DBL(iseg__bf16_round(1.0f + 0x1p-8f), 1.0);
+    ASSERT_EQ_DBL(iseg__bf16_round(1.0f + 3 * 0x1p-8f), 1.0 + 0x1p-6);
+    ASSERT_EQ_DBL(iseg__bf16_round(1.0f + 0x1p-8f + 0x1p-20f), 1.0 + 0x1p-7);
+    ASSERT_EQ_DBL(iseg__bf16_round(-3.0f), -3.0);
+    ASSERT_EQ_DBL(iseg__bf16_round(INFINITY), INFINITY);
+    ASSERT(isnan(iseg__bf16_round(NAN)));
+    ASSERT_EQ_DBL(iseg__bf16_round(FLT_MAX), INFINITY); /* rounds past the largest bf16 */
+    /* the vector rounding equals the scalar one on random bit patterns (NaNs included) */
+    uint64_t st = 3;
+    enum { N = 1003 };
+    static float a[N], b[N];
+    for (int i = 0; i < N; i++) {
+        uint32_t u = (uint32_t)test_rand(&st);
+        memcpy(&a[i], &u, 4);
+    }
+    memcpy(b, a, sizeof(a));
+    iseg__bf16_round_n(a, N);
+    for (int i = 0; i < N; i++) {
+        float want = iseg__bf16_round(b[i]);
+        ASSERT_MSG(memcmp(&a[i], &want, 4) == 0 || (isnan(a[i]) && isnan(want)),
+                   "bf16 round of %a: %a, expected %a", b[i], a[i], want);
+    }
+}
+
+TEST(qact_hand) {
+    struct iseg__qact p = iseg__qact_from_range(0.0f, 2.55f);
+    ASSERT_EQ_INT(p.zp, 0);
+    ASSERT_EQ_INT(iseg__qact_one(0.0f, &p), 0);
+    ASSERT_EQ_INT(iseg__qact_one(2.55f, &p), 255);
+    ASSERT_EQ_INT(iseg__qact_one(1.0f, &p), 100);
+    ASSERT_EQ_INT(iseg__qact_one(-1.0f, &p), 0);   /* clamped */
+    ASSERT_EQ_INT(iseg__qact_one(NAN, &p), 0);
+    p = iseg__qact_from_range(-1.27f, 0.5f);
+    ASSERT_EQ_INT(p.zp, 128);
+    ASSERT_EQ_INT(iseg__qact_one(0.0f, &p), 128);
+    ASSERT_EQ_INT(iseg__qact_one(-1.27f, &p), 1);
+    ASSERT_EQ_INT(iseg__qact_one(1.27f, &p), 255);
+    ASSERT_EQ_INT(iseg__qact_one(5.0f, &p), 255);
+    ASSERT_EQ_INT(iseg__qact_one(NAN, &p), 0);
+    p = iseg__qact_from_range(0.0f, 0.0f); /* all zeros */
+    ASSERT_EQ_INT(iseg__qact_one(0.0f, &p), 0);
+    /* weights: symmetric, |q| <= 63 */
+    float  w[5] = {0.5f, -1.0f, 0.25f, 0.0f, 1.0f / 126};
+    int8_t q[5];
+    float  s = iseg__qweight_row(q, w, 5);
+    ASSERT_EQ_DBL(s, 1.0f / 63);
+    ASSERT_EQ_INT(q[0], 32); /* 31.5 to even */
+    ASSERT_EQ_INT(q[1], -63);
+    ASSERT_EQ_INT(q[3], 0);
+    ASSERT_EQ_INT(q[4], 0); /* 0.5 to even */
+    /* min / max on threads, NaN ignored */
+    iseg_engine_t e;
+    ASSERT_OK(iseg_engine_init(&e, 3));
+    enum { N = 300000 };
+    float *x = calloc(N, sizeof(float));
+    ASSERT(x);
+    x[7] = NAN, x[123456] = -4.0f, x[N - 1] = 9.0f;
+    float lo, hi;
+    iseg__minmax(e, x, N, &lo, &hi);
+    ASSERT_EQ_DBL(lo, -4.0);
+    ASSERT_EQ_DBL(hi, 9.0);
+    free(x);
+    iseg_engine_free(e);
+}
+
+TEST(conv2d_int8_vs_ref) {
+    uint64_t      st = 11;
+    iseg_engine_t e1, e3;
+    ASSERT_OK(iseg_engine_init(&e1, 1));
+    ASSERT_OK(iseg_engine_init(&e3, 3));
+    for (size_t ii = 0; ii < sizeof(ISAS) / sizeof(ISAS[0]); ii++) {
+        if (iseg__gemm_force(ISAS[ii])->isa != ISAS[ii]) continue;
+        for (size_t i = 0; i < N_CASES; i++) {
+            const struct conv_case *cc = &CASES[i];
+            struct conv_data        c  = conv_data(cc, &st);
+            float *y1 = falloc(c.ny), *y3 = falloc(c.ny), *yr = falloc(c.ny), *yf = falloc(c.ny);
+            iseg_conv2d_t conv;
+            ASSERT_OK(iseg_conv2d_init_precision(&conv, &c.d, c.w, cc->bias ? c.b : NULL,
+                                                 ISEG_PRECISION_INT8));
+            ASSERT_EQ_INT(iseg_conv2d_precision(conv), ISEG_PRECISION_INT8);
+            enum iseg_act act = cc->relu ? ISEG_ACT_RELU : ISEG_ACT_NONE;
+            const float  *b   = cc->bias ? c.b : NULL;
+            iseg_conv2d_forward(e1, conv, y1, c.x, cc->B, cc->h, cc->w, c.r, act);
+            iseg_conv2d_forward(e3, conv, y3, c.x, cc->B, cc->h, cc->w, c.r, act);
+            iseg_conv2d_forward_int8_ref(yr, c.x, c.w, b, &c.d, cc->B, cc->h, cc->w, c.r, act);
+            iseg_conv2d_forward_ref(yf, c.x, c.w, b, &c.d, cc->B, cc->h, cc->w, c.r, act);
+            char what[160];
+            snprintf(what, sizeof(what), "int8 conv %d->%d k%d s%d p%d d%d g%d B%d %dx%d (%s)",
+                     cc->cin, cc->cout, cc->k, cc->stride, cc->pad, cc->dil, cc->groups, cc->B,
+                     cc->h, cc->w, iseg__gemm_kernel()->name);
+            assert_biteq(y1, yr, c.ny, what);
+            assert_biteq(y3, yr, c.ny, what);
+            /* 7-bit weights and 8-bit inputs on uniform data: NMSE ~1e-4 */
+            double err = nmse(y1, yf, c.ny);
+            ASSERT_MSG(err < 2e-3, "%s: NMSE %g against f32", what, err);
+            if (c.r) { /* y may alias the residual */
+                memcpy(y3, c.r, c.ny * sizeof(float));
+                iseg_conv2d_forward(e3, conv, y3, c.x, cc->B, cc->h, cc->w, y3, act);
+                assert_biteq(y3, yr, c.ny, what);
+            }
+            /* the weights of an int8 convolution are not replaceable */
+            ASSERT_STATUS(iseg_conv2d_set_weights(e1, conv, c.w, b), ISEG_STATUS_EINVAL);
+            iseg_conv2d_free(conv);
+            conv_data_free(&c);
+            free(y1), free(y3), free(yr), free(yf);
+        }
+    }
+    iseg__gemm_force(ISEG_GEMM_ISA_AUTO);
+    ASSERT_OK(iseg_engine_take_error(e1));
+    ASSERT_OK(iseg_engine_take_error(e3));
+    iseg_engine_free(e1);
+    iseg_engine_free(e3);
+}
+
+TEST(conv2d_bf16_vs_ref) {
+    uint64_t      st = 13;
+    iseg_engine_t e1, e3;
+    ASSERT_OK(iseg_engine_init(&e1, 1));
+    ASSERT_OK(iseg_engine_init(&e3, 3));
+    for (size_t i = 0; i < N_CASES; i++) {
+        const struct conv_case *cc = &CASES[i];
+        struct conv_data        c  = conv_data(cc, &st);
+        float *y1 = falloc(c.ny), *y3 = falloc(c.ny), *yr = falloc(c.ny), *yf = falloc(c.ny);
+        iseg_conv2d_t conv;
+        const float  *b = cc->bias ? c.b : NULL;
+        ASSERT_OK(iseg_conv2d_init_precision(&conv, &c.d, c.w, b, ISEG_PRECISION_BF16));
+        enum iseg_act act = cc->relu ? ISEG_ACT_RELU : ISEG_ACT_NONE;
+        iseg_conv2d_forward(e1, conv, y1, c.x, cc->B, cc->h, cc->w, c.r, act);
+        iseg_conv2d_forward(e3, conv, y3, c.x, cc->B, cc->h, cc->w, c.r, act);
+        iseg_conv2d_forward_ref(yf, c.x, c.w, b, &c.d, cc->B, cc->h, cc->w, c.r, act);
+        round_bf16(c.w, c.nw);
+        round_bf16(c.x, c.nx);
+        iseg_conv2d_forward_ref(yr, c.x, c.w, b, &c.d, cc->B, cc->h, cc->w, c.r, act);
+        char what[160];
+        snprintf(what, sizeof(what), "bf16 conv %d->%d k%d s%d B%d %dx%d", cc->cin, cc->cout,
+                 cc->k, cc->stride, cc->B, cc->h, cc->w);
+        ASSERT_MSG(memcmp(y1, y3, c.ny * sizeof(float)) == 0, "%s: threads differ", what);
+        double e_r = nmse(y1, yr, c.ny), e_f = nmse(y1, yf, c.ny);
+        /* exactly the rounded operands, summed in f32 (never Winograd) */
+        ASSERT_MSG(!iseg__conv2d_wino_m(conv, cc->B, cc->h, cc->w), "%s: Winograd", what);
+        ASSERT_MSG(e_r < 1e-10, "%s: NMSE %g against the rounded-operand oracle", what, e_r);
+        ASSERT_MSG(e_f < 1e-4, "%s: NMSE %g against f32", what, e_f);
+        ASSERT_MSG(e_f > 0.0, "%s: bit-identical to f32: nothing was rounded", what);
+        iseg_conv2d_free(conv);
+        conv_data_free(&c);
+        free(y1), free(y3), free(yr), free(yf);
+    }
+    ASSERT_OK(iseg_engine_take_error(e1));
+    iseg_engine_free(e1);
+    iseg_engine_free(e3);
+}
+
+TEST(linear_int8_bf16_vs_ref) {
+    static const int shapes[][3] = {/* N, in, out */
+                                    {1, 1, 1},    {7, 13, 5},    {33, 100, 70}, {5, 1027, 9},
+                                    {130, 64, 300}, {200, 2053, 37}, {3, 4, 4}};
+    uint64_t      st = 17;
+    iseg_engine_t e1, e3;
+    ASSERT_OK(iseg_engine_init(&e1, 1));
+    ASSERT_OK(iseg_engine_init(&e3, 3));
+    for (size_t ii = 0; ii < sizeof(ISAS) / sizeof(ISAS[0]); ii++) {
+        if (iseg__gemm_force(ISAS[ii])->isa != ISAS[ii]) continue;
+        for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+            for (int nonneg = 0; nonneg < 2; nonneg++) {
+                int    N = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
+                size_t ny = (size_t)N * out;
+                float *x = rnd((size_t)N * in, &st, nonneg), *w = rnd((size_t)out * in, &st, false);
+                float *b = rnd((size_t)out, &st, false);
+                float *y1 = falloc(ny), *y3 = falloc(ny), *yr = falloc(ny), *yf = falloc(ny);
+                char   what[120];
+                snprintf(what, sizeof(what), "linear %d x %d -> %d, x%s (%s)", N, in, out,
+                         nonneg ? " >= 0" : " signed", iseg__gemm_kernel()->name);
+                iseg_linear_t l;
+                ASSERT_OK(iseg_linear_init_precision(&l, in, out, w, b, ISEG_PRECISION_INT8));
+                ASSERT_EQ_INT(iseg_linear_precision(l), ISEG_PRECISION_INT8);
+                iseg_linear_forward(e1, l, y1, x, N, ISEG_ACT_RELU);
+                iseg_linear_forward(e3, l, y3, x, N, ISEG_ACT_RELU);
+                iseg_linear_forward_int8_ref(yr, x, w, b, N, in, out, ISEG_ACT_RELU);
+                iseg_linear_forward_ref(yf, x, w, b, N, in, out, ISEG_ACT_RELU);
+                assert_biteq(y1, yr, ny, what);
+                assert_biteq(y3, yr, ny, what);
+                ASSERT_MSG(nmse(y1, yf, ny) < 2e-3, "%s: NMSE %g", what, nmse(y1, yf, ny));
+                iseg_linear_free(l);
+                /* bf16: the f32 oracle on rounded operands */
+                ASSERT_OK(iseg_linear_init_precision(&l, in, out, w, b, ISEG_PRECISION_BF16));
+                iseg_linear_forward(e3, l, y3, x, N, ISEG_ACT_NONE);
+                round_bf16(x, (size_t)N * in);
+                round_bf16(w, (size_t)out * in);
+                iseg_linear_forward_ref(yr, x, w, b, N, in, out, ISEG_ACT_NONE);
+                ASSERT_MSG(nmse(y3, yr, ny) < 1e-10, "bf16 %s: NMSE %g", what, nmse(y3, yr, ny));
+                iseg_linear_free(l);
+                free(x), free(w), free(b), free(y1), free(y3), free(yr), free(yf);
+            }
+    }
+    iseg__gemm_force(ISEG_GEMM_ISA_AUTO);
+    iseg_linear_t l;
+    float         w1 = 1.0f;
+    ASSERT_STATUS(iseg_linear_init_precision(&l, 1, 1, &w1, NULL, ISEG_PRECISION_COUNT),
+                  ISEG_STATUS_EINVAL);
+    ASSERT_OK(iseg_engine_take_error(e1));
+    ASSERT_OK(iseg_engine_take_error(e3));
+    iseg_engine_free(e1);
+    iseg_engine_free(e3);
+}
+
+TEST_LIST = {
+    TEST_ENTRY(precision_names),
+    TEST_ENTRY(bf16_round_hand),
+    TEST_ENTRY(qact_hand),
+    TEST_ENTRY(conv2d_int8_vs_ref),
+    TEST_ENTRY(conv2d_bf16_vs_ref),
+    TEST_ENTRY(linear_int8_bf16_vs_ref),
+    TEST_END,
+};
