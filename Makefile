@@ -8,7 +8,7 @@ BUILD      ?= build
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 DEBS        = build-essential cmake pkg-config libyajl-dev libspng-dev libdeflate-dev libjpeg62-turbo-dev
-DEBS_TEST   = python3 clang libclang-rt-14-dev python3-torchvision
+DEBS_TEST   = python3 clang libclang-rt-14-dev python3-torchvision libsimde-dev
 
 MODEL      ?= models/nuclei_compact.safetensors
 SAMPLE     ?= examples/data/nuclei_sample.png

@@ -3,6 +3,7 @@
 
     /usr/bin/python3 bench/bench_maskrcnn.py [--iseg build/iseg] [--arch v1] [--sizes 800,320]
                                              [--threads 1,2] [--repeat 5] [--[no-]ort]
+                                             [--precisions fp32,bf16,int8]
                                              [--[no-]ort-profile] [--onnx-cache DIR]
 
 All three run the same random weights (tools/maskrcnn_parity.py's recipe, so that about 100
@@ -77,10 +78,10 @@ def torch_stages(model, x):
     return t, res[0]
 
 
-def iseg_stages(iseg, img, weights, min_size, max_size, threads, repeat):
+def iseg_stages(iseg, img, weights, min_size, max_size, threads, repeat, precision="fp32"):
     cmd = [iseg, "predict", img, "--model", weights, "--min-size", str(min_size),
            "--max-size", str(max_size), "--threads", str(threads), "--timings",
-           "--repeat", str(repeat + 1)]
+           "--repeat", str(repeat + 1), "--precision", precision]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     t = {}
     for line in out.splitlines():
@@ -190,6 +191,9 @@ def main():
     ap.add_argument("--sizes", default="800,320")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--precisions", default="fp32",
+                    help="iseg precisions to run, e.g. fp32,bf16,int8: one column each (the "
+                         "ratios are against the first)")
     have_ort = os.path.isdir(os.path.join(ORT_DIR, "node_modules", "onnxruntime-node"))
     ap.add_argument("--ort", action=argparse.BooleanOptionalAction, default=have_ort,
                     help="ONNX Runtime as a peer (default: on when bench/ort/node_modules/"
@@ -272,7 +276,10 @@ def main():
                 else:
                     runs.append(t)
             tt = {k: statistics.median(r[k] for r in runs) for k in STAGES}
-            it = iseg_stages(a.iseg, img_path, weights, size, max_size, th, a.repeat)
+            precs = a.precisions.split(",")
+            its = [iseg_stages(a.iseg, img_path, weights, size, max_size, th, a.repeat, p)
+                   for p in precs]
+            it = its[0]
             o = None
             if a.ort:
                 o = ort_run(onnx_path, x_path, tuple(x.shape), th, a.repeat,
@@ -281,25 +288,23 @@ def main():
             print("\n%d px, %d thread%s: %d detections (load average %.2f before, %.2f after)"
                   % (size, th, "s" if th > 1 else "", len(ref["scores"]), load0, load1))
             ost = (o or {}).get("stages", {})
+            head = "  %-15s %9s %9s %10s" % ("stage", "torch", "iseg", "torch/iseg")
             if ost:
-                print("  %-15s %9s %9s %10s %9s %9s" % ("stage", "torch", "iseg", "torch/iseg",
-                                                        "ort*", "ort/iseg"))
-            else:
-                print("  %-15s %9s %9s %10s" % ("stage", "torch", "iseg", "torch/iseg"))
-            for k in STAGES[:-1]:
+                head += " %9s %9s" % ("ort*", "ort/iseg")
+            for p in precs[1:]:
+                head += " %9s %10s" % ("iseg " + p, "torch/" + p)
+            print(head)
+            for k in STAGES:
                 iv = it.get(k, float("nan"))
                 line = "  %-15s %s %s %s" % (k, fmt(tt[k]), fmt(iv), fmt(ratio(tt[k], iv), 10, 2))
                 if ost:
-                    ov = ost.get(k, 0.0)
+                    ov = ost.get("model_run" if k == "total" else k,
+                                 float("nan") if k == "total" else 0.0)
                     line += " %s %s" % (fmt(ov), fmt(ratio(ov, iv), 9, 2))
+                for o_it in its[1:]:
+                    pv = o_it.get(k, float("nan"))
+                    line += " %s %s" % (fmt(pv), fmt(ratio(tt[k], pv), 10, 2))
                 print(line)
-            iv = it.get("total", float("nan"))
-            line = "  %-15s %s %s %s" % ("total", fmt(tt["total"]), fmt(iv),
-                                         fmt(ratio(tt["total"], iv), 10, 2))
-            if ost:
-                ov = ost.get("model_run", float("nan"))
-                line += " %s %s" % (fmt(ov), fmt(ratio(ov, iv), 9, 2))
-            print(line)
             if o:
                 print("  ORT whole model (no profiler, median of %d): %.1f ms; ort/iseg %.2f,"
                       " torch/ort %.2f" % (len(o["runs_ms"]), o["median_ms"],

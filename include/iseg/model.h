@@ -52,6 +52,7 @@
 #include "image.h"
 #include "iseg.h"
 #include "mask.h"
+#include "nn.h"
 #include "weights.h"
 
 #ifdef __cplusplus
@@ -96,6 +97,12 @@ enum iseg_bn_stats iseg_bn_stats_from_name(const char *name);
 struct iseg_model_params {
     enum iseg_arch     arch;     /* ISEG_ARCH_AUTO by default */
     enum iseg_bn_stats bn_stats; /* ISEG_BN_STATS_AUTO by default */
+    /* ISEG_PRECISION_FP32 by default (torchvision parity). BF16: every convolution and linear
+     * layer but the stem in bf16 (nn.h); the transposed convolution and the mask logits stay
+     * f32. INT8: the 1x1 and strided convolutions (backbone, FPN laterals) and the box head's
+     * fully connected layers in int8; the stem, the 3x3 stride-1 convolutions (Winograd f32)
+     * and the predictors stay f32. */
+    enum iseg_precision precision;
 };
 struct iseg_model_params iseg_model_default_params(void);
 
@@ -112,6 +119,8 @@ void iseg_model_free(iseg_model_t m);
 enum iseg_arch iseg_model_arch(const iseg_model_t m);
 /* The statistics the model's backbone normalises with: RUNNING or IMAGE. */
 enum iseg_bn_stats iseg_model_bn_stats(const iseg_model_t m);
+/* The precision the model was loaded in (iseg_model_params.precision). */
+enum iseg_precision iseg_model_precision(const iseg_model_t m);
 /* Number of classes including the background (91 for COCO checkpoints). */
 int iseg_model_num_classes(const iseg_model_t m);
 /* Name of a label from the file's metadata, or NULL (use e.g. iseg_coco_torchvision_labels()). */

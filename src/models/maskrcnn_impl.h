@@ -52,6 +52,7 @@ struct iseg_model {
     int              num_classes; /* K, including background */
     int              hidden;      /* box head representation size (1024) */
     enum iseg_bn_stats bn_stats;  /* RUNNING (folded) or IMAGE */
+    enum iseg_precision precision; /* of the convolutions and linear layers (see load) */
     /* from the weights file's metadata (safetensors "__metadata__"), when present */
     struct iseg_infer_params infer; /* defaults for this model */
     char           **class_names;   /* (num_classes) or NULL */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "models/maskrcnn_impl.h"
+#include "nn/nn_impl.h" /* iseg__conv2d_winograd */
 
 static const char *const arch_names[] = {"auto", "maskrcnn_resnet50_fpn",
                                          "maskrcnn_resnet50_fpn_v2", "maskrcnn_resnet_fpn"};
@@ -44,6 +45,7 @@ struct iseg_model_params iseg_model_default_params(void) {
 }
 
 enum iseg_bn_stats iseg_model_bn_stats(const iseg_model_t m) { return m->bn_stats; }
+enum iseg_precision iseg_model_precision(const iseg_model_t m) { return m->precision; }
 
 enum iseg_arch iseg_model_arch(const iseg_model_t m) { return m->arch; }
 int iseg_model_num_classes(const iseg_model_t m) { return m->num_classes; }
@@ -61,7 +63,25 @@ struct binder {
     float         *tmp;    /* conversion scratch */
     size_t         tmp_cap;
     bool           image_bn; /* backbone batch norms with per-image statistics */
+    enum iseg_precision prec;
 };
+
+/* The precision of one convolution of a model loaded in b->prec: the stem (3 input channels)
+ * stays f32, and so do, in int8, the 3x3 convolutions that f32 runs with Winograd (faster
+ * than int8 products on CPUs without VNNI, and exact) */
+static enum iseg_precision conv_prec(const struct binder *b, const char *name,
+                                     const struct iseg_conv2d_desc *d) {
+    if (b->prec == ISEG_PRECISION_FP32 || strcmp(name, "backbone.body.conv1") == 0)
+        return ISEG_PRECISION_FP32;
+    if (b->prec == ISEG_PRECISION_INT8 && iseg__conv2d_winograd(d)) return ISEG_PRECISION_FP32;
+    return b->prec;
+}
+
+/* The predictors (the last layers: RPN logits and deltas, box classes and deltas) are kept
+ * out of int8, whose error there moves boxes and scores directly. */
+static enum iseg_precision predictor_prec(const struct binder *b) {
+    return b->prec == ISEG_PRECISION_INT8 ? ISEG_PRECISION_FP32 : b->prec;
+}
 
 static enum iseg_status fail(struct binder *b, enum iseg_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -190,7 +210,7 @@ static enum iseg_status bind_conv(struct binder *b, iseg_conv2d_t *out, struct m
         iseg__free(bb);
         bb = fb;
     }
-    st = iseg_conv2d_init(out, &d, w, bb);
+    st = iseg_conv2d_init_precision(out, &d, w, bb, conv_prec(b, name, &d));
     if (st) fail(b, st, "%s: cannot prepare the convolution", name);
 out:
     iseg__free(w);
@@ -297,7 +317,7 @@ static enum iseg_status bind_rpn(struct binder *b, iseg_model_t m) {
     memcpy(bias, cb, 3 * sizeof(float));
     memcpy(bias + 3, bb, 12 * sizeof(float));
     struct iseg_conv2d_desc d = mrcnn_conv_desc(F, 15, 1, 1, 0);
-    st = iseg_conv2d_init(&m->rpn_out, &d, w, bias);
+    st = iseg_conv2d_init_precision(&m->rpn_out, &d, w, bias, predictor_prec(b));
     if (st) fail(b, st, "rpn.head: cannot prepare the convolution");
 out:
     iseg__free(cw);
@@ -318,7 +338,7 @@ static enum iseg_status bind_linear(struct binder *b, iseg_linear_t *out, const 
     enum iseg_status st = fetch(b, &w, wn, NULL, false, 2, (int64_t)nout, (int64_t)in);
     if (!st) st = fetch(b, &bias, bn, NULL, false, 1, (int64_t)nout);
     if (!st) {
-        st = iseg_linear_init(out, in, nout, w, bias);
+        st = iseg_linear_init_precision(out, in, nout, w, bias, b->prec);
         if (st) fail(b, st, "%s: cannot prepare the layer", name);
     }
     iseg__free(w);
@@ -370,7 +390,7 @@ static enum iseg_status bind_heads(struct binder *b, iseg_model_t m) {
     memcpy(w + (size_t)K * R, bw, (size_t)4 * K * R * sizeof(float));
     memcpy(bias, cb, (size_t)K * sizeof(float));
     memcpy(bias + K, bb, (size_t)4 * K * sizeof(float));
-    st = iseg_linear_init(&m->box_pred, R, 5 * K, w, bias);
+    st = iseg_linear_init_precision(&m->box_pred, R, 5 * K, w, bias, predictor_prec(b));
     if (st) {
         fail(b, st, "roi_heads.box_predictor: cannot prepare the layer");
         goto out;
@@ -667,6 +687,9 @@ static enum iseg_status init_from_weights(iseg_model_t *out, const iseg_weights_
         return fail(&b, ISEG_STATUS_EINVAL, "unknown architecture %d", (int)p.arch);
     if (p.bn_stats < 0 || p.bn_stats >= ISEG_BN_STATS_COUNT)
         return fail(&b, ISEG_STATUS_EINVAL, "unknown batch-norm statistics %d", (int)p.bn_stats);
+    if (p.precision < 0 || p.precision >= ISEG_PRECISION_COUNT)
+        return fail(&b, ISEG_STATUS_EINVAL, "unknown precision %d", (int)p.precision);
+    b.prec = p.precision;
     b.n = iseg_weights_count(w);
     if (!iseg_weights_find(w, "backbone.body.conv1.weight")) {
         static const char *const prefixes[] = {"model.", "state_dict.", "module."};
@@ -709,6 +732,7 @@ static enum iseg_status init_from_weights(iseg_model_t *out, const iseg_weights_
     if ((st = read_metadata(&b, m))) goto fail;
     if (p.bn_stats != ISEG_BN_STATS_AUTO) m->bn_stats = p.bn_stats;
     b.image_bn = m->bn_stats == ISEG_BN_STATS_IMAGE;
+    m->precision = p.precision;
     if ((st = bind_backbone(&b, m)) || (st = bind_fpn(&b, m)) || (st = bind_rpn(&b, m)) ||
         (st = bind_heads(&b, m)))
         goto fail;

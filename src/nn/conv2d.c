@@ -16,7 +16,7 @@ struct iseg_conv2d {
     float                  *bias; /* (cout) or NULL */
     struct iseg__wino      *wino; /* Winograd transform of the weights, or NULL */
     enum iseg_precision     prec;
-    struct iseg__qweights   q;    /* INT8: the quantized weights (pa and wino NULL) */
+    struct iseg__qweights   q;    /* BF16, INT8: the converted weights (pa and wino NULL) */
 };
 
 /* ---- Winograd selection ------------------------------------------------------------------- */
@@ -63,6 +63,8 @@ static int wino_init_m(const struct iseg_conv2d_desc *d) {
     default: return d->cin >= 64 && d->cout >= 64 ? WINO_AUTO_M : 0;
     }
 }
+
+bool iseg__conv2d_winograd(const struct iseg_conv2d_desc *d) { return wino_init_m(d) != 0; }
 
 int iseg__conv2d_wino_m(const iseg_conv2d_t c, int B, int h, int w) {
     if (!c->wino) return 0;
@@ -122,16 +124,7 @@ enum iseg_status iseg_conv2d_init_precision(iseg_conv2d_t *out, const struct ise
     ISEG_ASSERT(out && d && weight);
     *out = NULL;
     if (p < 0 || p >= ISEG_PRECISION_COUNT || !desc_ok(d)) return ISEG_STATUS_EINVAL;
-    if (p != ISEG_PRECISION_BF16) return conv_init(out, d, weight, bias, true, p);
-    /* bf16: the f32 paths on weights rounded once here (Winograd also rounds its transform) */
-    size_t n  = (size_t)d->cout * (d->cin / d->groups) * d->kh * d->kw;
-    float *wr = iseg__malloc_array(n, sizeof(float));
-    if (!wr) return ISEG_STATUS_ENOMEM;
-    memcpy(wr, weight, n * sizeof(float));
-    iseg__bf16_round_n(wr, n);
-    enum iseg_status st = conv_init(out, d, wr, bias, true, p);
-    iseg__free(wr);
-    return st;
+    return conv_init(out, d, weight, bias, true, p);
 }
 
 enum iseg_precision iseg_conv2d_precision(const iseg_conv2d_t c) { return c->prec; }
@@ -154,14 +147,15 @@ static enum iseg_status conv_init(iseg_conv2d_t *out, const struct iseg_conv2d_d
         if (!c->bias) goto fail;
         memcpy(c->bias, bias, (size_t)d->cout * sizeof(float));
     }
-    if (prec == ISEG_PRECISION_INT8) {
-        if (iseg__qweights_init(&c->q, weight, c->M, c->K, d->groups)) goto fail;
+    if (prec != ISEG_PRECISION_FP32) {
+        /* the word GEMM; never Winograd (in bf16, rounding the transformed tiles would cost
+         * F(4,3) ~100x the error of direct bf16 products: NMSE 3e-4 against 3e-6) */
+        enum iseg__qkind k = prec == ISEG_PRECISION_INT8 ? ISEG_QKIND_INT8 : ISEG_QKIND_BF16;
+        if (iseg__qweights_init(&c->q, k, weight, c->M, c->K, d->groups)) goto fail;
         *out = c;
         return ISEG_STATUS_OK;
     }
-    /* bf16 never takes Winograd: rounding the transformed tiles costs F(4,3) ~100x the error
-     * of direct bf16 products (NMSE 3e-4 against 3e-6 on unit-scale data) */
-    int wm = winograd && prec == ISEG_PRECISION_FP32 ? wino_init_m(d) : 0;
+    int wm = winograd ? wino_init_m(d) : 0;
     if (wm && iseg__wino_init(&c->wino, wm, weight, d->cin, d->cout) != ISEG_STATUS_OK) goto fail;
     /* With ISEG_WINO_AUTO, Winograd runs on every map but the tiny ones where partial tiles
      * would cost over twice the direct multiplies (a few pixels a side, where either path
@@ -461,14 +455,17 @@ void iseg_conv2d_forward(iseg_engine_t e, const iseg_conv2d_t c, float *y, const
     s.direct = d->kh == 1 && d->kw == 1 && d->stride_h == 1 && d->stride_w == 1 &&
                d->pad_h == 0 && d->pad_w == 0;
     size_t ohw = (size_t)oh * ow;
-    if (c->prec == ISEG_PRECISION_INT8) {
-        /* image by image (the quantized driver has no batched columns) */
-        float lo, hi;
-        iseg__minmax(e, x, (size_t)B * d->cin * h * w, &lo, &hi);
+    if (c->prec != ISEG_PRECISION_FP32) {
+        /* image by image (the word GEMM has no batched columns) */
         struct iseg__qgemm_desc q;
         memset(&q, 0, sizeof(q));
+        if (c->prec == ISEG_PRECISION_INT8) {
+            float lo, hi;
+            iseg__minmax(e, x, (size_t)B * d->cin * h * w, &lo, &hi);
+            q.act = iseg__qact_from_range(lo, hi);
+        }
         q.M = c->M, q.N = (int)ohw, q.K = c->K, q.n_b = B, q.n_g = d->groups;
-        q.w = &c->q, q.act = iseg__qact_from_range(lo, hi);
+        q.w = &c->q;
         q.pack_b = pack_im2col, q.pack_ctx = &s;
         q.C = y, q.ldc = ohw, q.c_bs = (ptrdiff_t)((size_t)d->cout * ohw);
         q.c_gs = (ptrdiff_t)((size_t)c->M * ohw);
@@ -501,7 +498,6 @@ void iseg_conv2d_forward(iseg_engine_t e, const iseg_conv2d_t c, float *y, const
     }
     g.bias_row = c->bias;
     g.relu     = act == ISEG_ACT_RELU;
-    g.bf16     = c->prec == ISEG_PRECISION_BF16;
     iseg__gemm_run(e, &g);
 }
 

@@ -237,7 +237,6 @@ static void gemm_task(void *vctx, size_t item, int ith) {
             b_ps = (size_t)d->K * nr;
         } else {
             d->pack_b(d->pack_ctx, b, g, bbuf, k0, kc, n0, ncur, nr);
-            if (d->bf16) iseg__bf16_round_n(bbuf, (size_t)iseg__ceil_div(ncur, nr) * nr * kc);
             bpan = bbuf;
             b_ps = (size_t)kc * nr;
         }
@@ -251,7 +250,6 @@ static void gemm_task(void *vctx, size_t item, int ith) {
                 a_ps = (size_t)kc * MR;
             } else {
                 pack_a_block(abuf, d->A + g * d->pa_gs, d->lda, false, mb, mbc, k0, kc);
-                if (d->bf16) iseg__bf16_round_n(abuf, (size_t)iseg__ceil_div(mbc, MR) * MR * kc);
                 apan = abuf;
                 a_ps = (size_t)kc * MR;
             }

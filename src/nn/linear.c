@@ -6,10 +6,10 @@
 
 struct iseg_linear {
     int                   in, out, nr;
-    float                *pb;   /* W^T (in, out) in panels of nr columns (FP32, BF16) */
+    float                *pb;   /* FP32: W^T (in, out) in panels of nr columns */
     float                *bias; /* (out) or NULL */
     enum iseg_precision   prec;
-    struct iseg__qweights q;    /* INT8: W (out, in) quantized per output */
+    struct iseg__qweights q;    /* BF16, INT8: W (out, in) converted (per output) */
 };
 
 enum iseg_status iseg_linear_init(iseg_linear_t *out, int in, int n_out, const float *weight,
@@ -31,15 +31,14 @@ enum iseg_status iseg_linear_init_precision(iseg_linear_t *out, int in, int n_ou
     l->out  = n_out;
     l->prec = p;
     l->nr   = iseg__gemm_kernel()->nr;
-    if (p == ISEG_PRECISION_INT8) {
-        if (iseg__qweights_init(&l->q, weight, n_out, in, 1)) goto fail;
+    if (p != ISEG_PRECISION_FP32) {
+        enum iseg__qkind k = p == ISEG_PRECISION_INT8 ? ISEG_QKIND_INT8 : ISEG_QKIND_BF16;
+        if (iseg__qweights_init(&l->q, k, weight, n_out, in, 1)) goto fail;
     } else {
-        size_t nb = iseg__gemm_packed_b_size(n_out, in, l->nr);
-        l->pb     = iseg__malloc_array(nb, sizeof(float));
+        l->pb = iseg__malloc_array(iseg__gemm_packed_b_size(n_out, in, l->nr), sizeof(float));
         if (!l->pb) goto fail;
         /* B (in, out) element (k, n) = W[n][k]: the transposed layout */
         iseg__gemm_pack_b(l->pb, weight, (size_t)in, true, in, n_out, l->nr);
-        if (p == ISEG_PRECISION_BF16) iseg__bf16_round_n(l->pb, nb);
     }
     if (bias) {
         l->bias = iseg__malloc_array((size_t)n_out, sizeof(float));
@@ -64,20 +63,22 @@ void iseg_linear_free(iseg_linear_t l) {
 void iseg_linear_forward(iseg_engine_t e, const iseg_linear_t l, float *y, const float *x, int N,
                          enum iseg_act act) {
     ISEG_ASSERT(e && l && y && x && N >= 0);
-    if (l->prec == ISEG_PRECISION_INT8) {
-        /* y^T (out, N) = Wq . xq^T: the weights are the kernel's rows, x's rows its columns,
-         * quantized once into rows padded to whole quads */
+    if (l->prec != ISEG_PRECISION_FP32) {
+        /* y^T (out, N) = W . x^T: the weights are the kernel's rows, x's rows its columns,
+         * converted once into rows of whole words */
         if (N == 0) return;
-        float lo, hi;
-        iseg__minmax(e, x, (size_t)N * l->in, &lo, &hi);
         struct iseg__qgemm_desc q;
         memset(&q, 0, sizeof(q));
-        q.M = l->out, q.N = N, q.K = l->in, q.n_b = 1, q.n_g = 1;
-        q.w = &l->q, q.act = iseg__qact_from_range(lo, hi);
-        q.qb_ld = (size_t)l->q.Kq * 4;
-        uint8_t *qx = (uint8_t *)iseg__engine_shared(e, q.qb_ld * (size_t)N);
+        if (l->prec == ISEG_PRECISION_INT8) {
+            float lo, hi;
+            iseg__minmax(e, x, (size_t)N * l->in, &lo, &hi);
+            q.act = iseg__qact_from_range(lo, hi);
+        }
+        q.M = l->out, q.N = N, q.K = l->in, q.n_b = 1, q.n_g = 1, q.w = &l->q;
+        q.qb_ld     = (size_t)l->q.Kw;
+        uint32_t *qx = (uint32_t *)iseg__engine_shared(e, q.qb_ld * (size_t)N * 4);
         if (!qx) return;
-        iseg__qact_rows(e, qx, q.qb_ld, x, N, l->in, &q.act);
+        iseg__qrows(e, l->q.kind, qx, q.qb_ld, x, N, l->in, &q.act);
         q.qb = qx;
         q.C = y, q.ldc = (size_t)l->out, q.c_trans = true;
         q.bias = l->bias, q.relu = act == ISEG_ACT_RELU;
@@ -92,7 +93,6 @@ void iseg_linear_forward(iseg_engine_t e, const iseg_linear_t l, float *y, const
     g.C = y, g.ldc = (size_t)l->out;
     g.bias_col = l->bias;
     g.relu     = act == ISEG_ACT_RELU;
-    g.bf16     = l->prec == ISEG_PRECISION_BF16;
     iseg__gemm_run(e, &g);
 }
 

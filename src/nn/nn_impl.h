@@ -150,49 +150,74 @@ struct iseg__gemm_desc {
     const float *bias_row; /* (M) per group: bias_row + g * M, or NULL */
     const float *bias_col; /* (N) or NULL */
     bool         relu;
-    /* B (and A when packed per block) rounded to bf16 after packing; prepacked operands are
-     * their owner's to round */
-    bool bf16;
 };
 /* Run it on the engine. Records ENOMEM (and leaves C unspecified) if scratch cannot grow. */
 void iseg__gemm_run(iseg_engine_t e, const struct iseg__gemm_desc *d);
 
-/* ---- int8 GEMM (qgemm.c, qgemm_avx2.c) ------------------------------------------------------
+/* ---- word GEMM: int8 and bf16 (qgemm.c, qgemm_avx2.c, qgemm_avx512.c) ----------------------
  *
- * C (M, N) = dequant(Wq (M, K) . Xq (K, N)) with fused epilogue, where Wq holds signed weights
- * quantized per row (output channel) symmetrically to |q| <= ISEG_QW_MAX, and Xq unsigned bytes
- * of the activations quantized per tensor (scale, zero point: 0 for non-negative tensors, 128
- * for signed ones). Sums are exact int32, over 4 consecutive k per 32-bit word (the grouping of
- * VNNI's vpdpbusd and of vpmaddubsw + vpmaddwd). The 7-bit weight range keeps AVX2's vpmaddubsw
- * (u8 x s8 pairs summed into saturating int16) exact: 2 * 255 * 63 < 32767. */
+ * C (M, N) = W (M, K) . X (K, N) with the SGEMM's epilogue, on operands packed in 32-bit words
+ * along k: in INT8, 4 k per word (signed weight bytes, unsigned activation bytes), exact int32
+ * sums, dequantized in the epilogue; in BF16, 2 k per word (bfloat16 pairs, the even k in the
+ * low half), f32 sums. These are the operand formats of AVX-512's vpdpbusd (VNNI) and
+ * vdpbf16ps (BF16), whose kernels run where the CPU has them; AVX2 and portable kernels compute
+ * the same (int8: the same integers; bf16: the same steps, odd k then even k of each pair added
+ * with one rounding each, as vdpbf16ps; it also flushes denormals, which they do not).
+ * INT8 weights are quantized per row (output channel) symmetrically to |q| <= ISEG_QW_MAX, the
+ * activations per tensor (scale and zero point: 0 for non-negative tensors, 128 for signed).
+ * The 7-bit weight range keeps AVX2's vpmaddubsw (u8 x s8 pairs summed into saturating int16)
+ * exact: 2 * 255 * 63 < 32767. */
 #define ISEG_QW_MAX     63
 #define ISEG_QGEMM_MR   4   /* rows of a tile (weights, broadcast) */
-#define ISEG_QGEMM_NR   16  /* columns of a tile (activations, two ymm of 8 words) */
-#define ISEG_QGEMM_KCQ  256 /* k quads per K block (1024 k) */
+#define ISEG_QGEMM_NR   16  /* columns of a tile (activations: one zmm, two ymm of words) */
+#define ISEG_QGEMM_KCW  256 /* words per K block (1024 k in int8, 512 in bf16) */
 
-/* acc (MR x NR int32, row-major) = (init ? 0 : acc) + sum over kq quads of a . b, with a
- * [kq][MR] words of 4 signed bytes and b [kq][NR] words of 4 unsigned bytes. */
-typedef void (*iseg__qkernel_fn)(int kq, const uint32_t *a, const uint32_t *b, int32_t *acc,
-                                 bool init);
-void iseg__qkernel_c(int kq, const uint32_t *a, const uint32_t *b, int32_t *acc, bool init);
-void iseg__qkernel_avx2(int kq, const uint32_t *a, const uint32_t *b, int32_t *acc, bool init);
-/* The kernel in use: AVX2 when the CPU has it (or ISEG_GEMM_ISA_C forced), else portable. */
-iseg__qkernel_fn iseg__qkernel(void);
+enum iseg__qkind { ISEG_QKIND_INT8 = 0, ISEG_QKIND_BF16 };
+static inline int iseg__qkind_kpw(enum iseg__qkind k) { return k == ISEG_QKIND_INT8 ? 4 : 2; }
 
-/* Weights (n_g groups of M rows x K) quantized and packed once. */
+/* For nt < n_nt: tile nt's accumulator acc + nt MR NR (int32 for INT8, float for BF16; MR x NR
+ * row-major) = (init ? 0 : itself) + sum over kw words of a . b, with a [kw][MR] words and tile
+ * nt's b at b + nt b_ps, [kw][NR] words. */
+typedef void (*iseg__qkernel_fn)(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
+                                 int n_nt, void *acc, bool init);
+struct iseg__qkernel {
+    enum iseg__qkind    kind;
+    enum iseg__gemm_isa isa;
+    iseg__qkernel_fn    fn;
+    const char         *name;
+};
+void iseg__qkernel_int8_c(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps, int n_nt,
+                          void *acc, bool init);
+void iseg__qkernel_int8_avx2(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
+                             int n_nt, void *acc, bool init);
+void iseg__qkernel_int8_avx512(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
+                               int n_nt, void *acc, bool init); /* avx512f + avx512vnni */
+void iseg__qkernel_bf16_c(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps, int n_nt,
+                          void *acc, bool init);
+void iseg__qkernel_bf16_avx2(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
+                             int n_nt, void *acc, bool init);
+void iseg__qkernel_bf16_avx512(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
+                               int n_nt, void *acc, bool init); /* avx512f + avx512bf16 */
+/* The kernel of a kind in use: the best the CPU has, within the ISA iseg__gemm_force() set
+ * (ISEG_GEMM_ISA_C: portable; AVX2; AVX512: the AVX-512 kernel when the CPU has VNNI (int8) or
+ * BF16 (bf16), else AVX2). */
+const struct iseg__qkernel *iseg__qkernel(enum iseg__qkind kind);
+
+/* Weights (n_g groups of M rows x K) converted and packed once. */
 struct iseg__qweights {
-    int       M, K, Kq, n_g;
-    uint32_t *pa;    /* per group [ceil(M/MR)][Kq][MR] words, zero-padded */
-    size_t    pa_gs; /* words per group */
-    float    *scale; /* (n_g M): w ~ scale * q */
-    int32_t  *wsum;  /* (n_g M): sum of each row's q (zero-point correction) */
+    enum iseg__qkind kind;
+    int              M, K, Kw, n_g; /* Kw: words per row */
+    uint32_t        *pa;    /* per group [ceil(M/MR)][Kw][MR] words, zero-padded */
+    size_t           pa_gs; /* words per group */
+    float           *scale; /* INT8 (n_g M): w ~ scale * q; NULL for BF16 */
+    int32_t         *wsum;  /* INT8 (n_g M): sum of each row's q (zero-point correction) */
 };
 /* ENOMEM; q is zeroed on failure. w (n_g M, K) row-major. */
-enum iseg_status iseg__qweights_init(struct iseg__qweights *q, const float *w, int M, int K,
-                                     int n_g);
+enum iseg_status iseg__qweights_init(struct iseg__qweights *q, enum iseg__qkind kind,
+                                     const float *w, int M, int K, int n_g);
 void             iseg__qweights_free(struct iseg__qweights *q);
-/* One row: q[k] = rint(w[k] * (ISEG_QW_MAX / max|w|)), returns the scale max|w| / ISEG_QW_MAX
- * (1 for an all-zero row). The operator and its _ref share it. */
+/* One INT8 row: q[k] = rint(w[k] * (ISEG_QW_MAX / max|w|)), returns the scale max|w| /
+ * ISEG_QW_MAX (1 for an all-zero row). The operator and its _ref share it. */
 float iseg__qweight_row(int8_t *q, const float *w, int K);
 
 /* Per-tensor activation quantization: q = clamp(rint(x * inv) + zp, 0, 255). */
@@ -209,24 +234,25 @@ static inline uint8_t iseg__qact_one(float x, const struct iseg__qact *p) {
     v = v < hi ? v : hi;
     return (uint8_t)((int)__builtin_rintf(v) + p->zp);
 }
-/* x (N, K) quantized into rows of ld >= K bytes (the padding: quantized zeros), on e's threads. */
-void iseg__qact_rows(iseg_engine_t e, uint8_t *dst, size_t ld, const float *x, int N, int K,
-                     const struct iseg__qact *p);
 /* Smallest and largest of x (n) on the engine's threads (NaN ignored). */
 void iseg__minmax(iseg_engine_t e, const float *x, size_t n, float *lo, float *hi);
+/* x (N, K) converted into rows of ld >= ceil(K / kpw) words (INT8: quantized with p; BF16:
+ * rounded pairs), the padding being the conversion of 0.0f; on e's threads. */
+void iseg__qrows(iseg_engine_t e, enum iseg__qkind kind, uint32_t *dst, size_t ld, const float *x,
+                 int N, int K, const struct iseg__qact *p);
 
-/* The int8 GEMM with the SGEMM's epilogue: C[b,g] (M, N) = C0 + (acc - zp wsum) * (act.scale *
- * w.scale) , + bias, relu (that order). B: float blocks from pack_b (as the SGEMM packs them,
- * nr ISEG_QGEMM_NR), quantized by the driver; or pre-quantized columns (qb: column n's K bytes at
- * qb + n qb_ld, K padded to a multiple of 4). c_trans: element (m, n) of C (and C0) is at
- * n * ldc + m. Bit-identical for any thread count (exact integer sums). */
+/* The word GEMM: C[b,g] (M, N) = C0 + dequant(W . X), + bias, relu (that order); dequant:
+ * INT8 (acc - zp wsum) * (act.scale * w.scale), BF16 the sum itself. X: float blocks from
+ * pack_b (as the SGEMM packs them, nr ISEG_QGEMM_NR), converted by the driver; or converted
+ * columns (qb: column n's words at qb + n qb_ld, e.g. from iseg__qrows). c_trans: element (m, n)
+ * of C (and C0) is at n * ldc + m. Bit-identical for any thread count. */
 struct iseg__qgemm_desc {
     int                          M, N, K, n_b, n_g;
     const struct iseg__qweights *w;
-    struct iseg__qact            act;
+    struct iseg__qact            act; /* INT8 */
     iseg__pack_b_fn              pack_b;
     const void                  *pack_ctx;
-    const uint8_t               *qb;
+    const uint32_t              *qb;
     size_t                       qb_ld;
     float                       *C;
     size_t                       ldc;
@@ -287,6 +313,8 @@ enum iseg__wino_mode {
     ISEG_WINO_F4,       /* F(4,3) likewise */
 };
 void iseg__conv2d_set_wino(enum iseg__wino_mode mode);
+/* Whether an FP32 convolution of this shape would be built with a Winograd transform. */
+bool iseg__conv2d_winograd(const struct iseg_conv2d_desc *d);
 /* The Winograd tile size a convolution would use for this input (0: direct). */
 int  iseg__conv2d_wino_m(const iseg_conv2d_t c, int B, int h, int w);
 

@@ -1,12 +1,12 @@
-/* qgemm.c - the int8 GEMM: weight quantization and packing, activation quantization, the
- * portable kernel, and the threaded driver that convolutions and linear layers share in int8
- * precision (see nn_impl.h for the arithmetic).
+/* qgemm.c - the word GEMM of int8 and bf16 layers: weight conversion and packing, activation
+ * quantization and rounding, the portable kernels, dispatch, and the threaded driver that
+ * convolutions and linear layers share in reduced precision (see nn_impl.h for the arithmetic).
  *
  * Loop nest: work items (problem, M chunk, N chunk) run on the pool; inside an item, for each
- * K block of ISEG_QGEMM_KCQ quads: quantize the B block (KCQ x nc) once into quad panels, then
- * every MR-row weight micro-panel (kept in L1) against every NR-column panel, the int32 sums
- * kept per tile in the item's accumulator until the last block, whose epilogue dequantizes.
- * The sums are exact integers, so the result never depends on the partition. */
+ * K block of ISEG_QGEMM_KCW words: convert the B block (KCW x nc) once into word panels, then
+ * each MR-row weight micro-panel (kept in L1) against the chunk's NR-column panels in one
+ * kernel call, the sums kept per tile in the item's accumulator until the last block, whose
+ * epilogue dequantizes. Every element is summed in the same order whatever the partition. */
 #include <math.h>
 #include <string.h>
 
@@ -14,8 +14,8 @@
 
 #define MR  ISEG_QGEMM_MR
 #define NR  ISEG_QGEMM_NR
-#define KCQ ISEG_QGEMM_KCQ
-#define KCF 256 /* float rows packed at a time before quantization */
+#define KCW ISEG_QGEMM_KCW
+#define KCF 256 /* float rows packed at a time before conversion (a multiple of 4) */
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define HAVE_X86 1
@@ -26,11 +26,18 @@
 /* AVX2 helpers (qgemm_avx2.c) */
 void iseg__qquads_avx2(uint32_t *dst, const float *src, int rows, int nq,
                        const struct iseg__qact *p);
+void iseg__bpairs_avx2(uint32_t *dst, const float *src, int rows, int nw);
 void iseg__qact_row_avx2(uint8_t *dst, const float *x, size_t n, const struct iseg__qact *p);
 void iseg__minmax_avx2(const float *x, size_t n, float *lo, float *hi);
 void iseg__bf16_round_avx2(float *x, size_t n);
 
 static bool use_avx2(void) { return iseg__gemm_kernel()->isa >= ISEG_GEMM_ISA_AVX2; }
+
+/* the bf16 bits of x rounded (iseg__bf16_round) */
+static inline uint32_t bf16_bits(float x) {
+    union { float f; uint32_t u; } v = {iseg__bf16_round(x)};
+    return v.u >> 16;
+}
 
 /* ---- quantization ------------------------------------------------------------------------- */
 
@@ -60,33 +67,46 @@ void iseg__qweights_free(struct iseg__qweights *q) {
     memset(q, 0, sizeof(*q));
 }
 
-enum iseg_status iseg__qweights_init(struct iseg__qweights *q, const float *w, int M, int K,
-                                     int n_g) {
+enum iseg_status iseg__qweights_init(struct iseg__qweights *q, enum iseg__qkind kind,
+                                     const float *w, int M, int K, int n_g) {
     ISEG_ASSERT(q && w && M >= 1 && K >= 1 && n_g >= 1);
     memset(q, 0, sizeof(*q));
-    q->M = M, q->K = K, q->Kq = iseg__ceil_div(K, 4), q->n_g = n_g;
-    q->pa_gs = (size_t)iseg__ceil_div(M, MR) * MR * (size_t)q->Kq;
+    int kpw = iseg__qkind_kpw(kind);
+    q->kind = kind, q->M = M, q->K = K, q->Kw = iseg__ceil_div(K, kpw), q->n_g = n_g;
+    q->pa_gs    = (size_t)iseg__ceil_div(M, MR) * MR * (size_t)q->Kw;
     size_t rows = (size_t)n_g * M;
-    q->pa    = iseg__calloc(q->pa_gs * (size_t)n_g, sizeof(uint32_t));
-    q->scale = iseg__malloc_array(rows, sizeof(float));
-    q->wsum  = iseg__malloc_array(rows, sizeof(int32_t));
-    int8_t *row = iseg__malloc_array((size_t)q->Kq * 4, 1);
-    if (!q->pa || !q->scale || !q->wsum || !row) {
+    q->pa       = iseg__calloc(q->pa_gs * (size_t)n_g, sizeof(uint32_t));
+    int8_t *row = NULL;
+    if (kind == ISEG_QKIND_INT8) {
+        q->scale = iseg__malloc_array(rows, sizeof(float));
+        q->wsum  = iseg__malloc_array(rows, sizeof(int32_t));
+        row      = iseg__malloc_array((size_t)q->Kw * 4, 1);
+    }
+    if (!q->pa || (kind == ISEG_QKIND_INT8 && (!q->scale || !q->wsum || !row))) {
         iseg__free(row);
         iseg__qweights_free(q);
         return ISEG_STATUS_ENOMEM;
     }
     for (int g = 0; g < n_g; g++)
         for (int m = 0; m < M; m++) {
-            size_t r = (size_t)g * M + m;
-            memset(row, 0, (size_t)q->Kq * 4);
-            q->scale[r] = iseg__qweight_row(row, w + r * K, K);
+            size_t       r  = (size_t)g * M + m;
+            const float *wr = w + r * K;
+            /* panel m / MR, lane m % MR: word t holds k = kpw t.., the lowest k first */
+            uint32_t *dst = q->pa + g * q->pa_gs + (size_t)(m / MR) * q->Kw * MR + m % MR;
+            if (kind == ISEG_QKIND_BF16) {
+                for (int t = 0; t < q->Kw; t++) {
+                    uint32_t lo = bf16_bits(wr[2 * t]);
+                    uint32_t hi = 2 * t + 1 < K ? bf16_bits(wr[2 * t + 1]) : 0;
+                    dst[(size_t)t * MR] = lo | hi << 16;
+                }
+                continue;
+            }
+            memset(row, 0, (size_t)q->Kw * 4);
+            q->scale[r] = iseg__qweight_row(row, wr, K);
             int32_t s = 0;
             for (int k = 0; k < K; k++) s += row[k];
             q->wsum[r] = s;
-            /* panel m / MR, lane m % MR: word kq holds k 4kq..4kq+3, low byte first */
-            uint32_t *dst = q->pa + g * q->pa_gs + (size_t)(m / MR) * q->Kq * MR + m % MR;
-            for (int t = 0; t < q->Kq; t++) {
+            for (int t = 0; t < q->Kw; t++) {
                 uint32_t v = 0;
                 for (int i = 0; i < 4; i++) v |= (uint32_t)(uint8_t)row[4 * t + i] << (8 * i);
                 dst[(size_t)t * MR] = v;
@@ -179,8 +199,26 @@ static void qquads(uint32_t *dst, const float *src, int rows, int nq, const stru
         }
 }
 
+/* dst[t][j] (nw x NR words) from the float panel src (rows x NR): word (t, j) holds rows 2t
+ * (low half) and 2t + 1 rounded to bf16 (rows past `rows` as 0.0f). */
+static void bpairs(uint32_t *dst, const float *src, int rows, int nw) {
+#if HAVE_X86
+    if (use_avx2()) {
+        iseg__bpairs_avx2(dst, src, rows, nw);
+        return;
+    }
+#endif
+    for (int t = 0; t < nw; t++)
+        for (int j = 0; j < NR; j++) {
+            uint32_t lo = 2 * t < rows ? bf16_bits(src[(size_t)(2 * t) * NR + j]) : 0;
+            uint32_t hi = 2 * t + 1 < rows ? bf16_bits(src[(size_t)(2 * t + 1) * NR + j]) : 0;
+            dst[(size_t)t * NR + j] = lo | hi << 16;
+        }
+}
+
 struct qrows_ctx {
-    uint8_t                 *dst;
+    enum iseg__qkind         kind;
+    uint32_t                *dst;
     size_t                   ld;
     const float             *x;
     int                      N, K;
@@ -190,52 +228,113 @@ struct qrows_ctx {
 static void qrows_task(void *vctx, size_t item, int ith) {
     const struct qrows_ctx *c = vctx;
     (void)ith;
-    uint8_t     *d  = c->dst + item * c->ld;
-    const float *x  = c->x + item * (size_t)c->K;
-    uint8_t      zq = iseg__qact_one(0.0f, c->p);
+    uint32_t    *d = c->dst + item * c->ld;
+    const float *x = c->x + item * (size_t)c->K;
+    if (c->kind == ISEG_QKIND_BF16) {
+        for (size_t t = 0; t < c->ld; t++) {
+            uint32_t lo = 2 * t < (size_t)c->K ? bf16_bits(x[2 * t]) : 0;
+            uint32_t hi = 2 * t + 1 < (size_t)c->K ? bf16_bits(x[2 * t + 1]) : 0;
+            d[t]        = lo | hi << 16;
+        }
+        return;
+    }
+    uint8_t *db = (uint8_t *)d, zq = iseg__qact_one(0.0f, c->p);
 #if HAVE_X86
     if (use_avx2()) {
-        iseg__qact_row_avx2(d, x, (size_t)c->K, c->p);
+        iseg__qact_row_avx2(db, x, (size_t)c->K, c->p);
     } else
 #endif
     {
-        for (int k = 0; k < c->K; k++) d[k] = iseg__qact_one(x[k], c->p);
+        for (int k = 0; k < c->K; k++) db[k] = iseg__qact_one(x[k], c->p);
     }
-    for (size_t k = (size_t)c->K; k < c->ld; k++) d[k] = zq;
+    for (size_t k = (size_t)c->K; k < 4 * c->ld; k++) db[k] = zq;
 }
 
-void iseg__qact_rows(iseg_engine_t e, uint8_t *dst, size_t ld, const float *x, int N, int K,
-                     const struct iseg__qact *p) {
-    struct qrows_ctx c = {dst, ld, x, N, K, p};
+void iseg__qrows(iseg_engine_t e, enum iseg__qkind kind, uint32_t *dst, size_t ld, const float *x,
+                 int N, int K, const struct iseg__qact *p) {
+    ISEG_ASSERT(ld >= (size_t)iseg__ceil_div(K, iseg__qkind_kpw(kind)));
+    struct qrows_ctx c = {kind, dst, ld, x, N, K, p};
     iseg__engine_run(e, (size_t)N, qrows_task, &c);
 }
 
 /* ---- kernels ------------------------------------------------------------------------------ */
 
-void iseg__qkernel_c(int kq, const uint32_t *a, const uint32_t *b, int32_t *acc, bool init) {
-    int32_t s[MR][NR];
-    for (int r = 0; r < MR; r++)
-        for (int j = 0; j < NR; j++) s[r][j] = init ? 0 : acc[r * NR + j];
-    for (int t = 0; t < kq; t++) {
-        for (int r = 0; r < MR; r++) {
-            uint32_t aw = a[r];
-            for (int j = 0; j < NR; j++) {
-                uint32_t bw = b[j];
-                int32_t  v  = 0;
-                for (int i = 0; i < 4; i++)
-                    v += (int32_t)(int8_t)(aw >> (8 * i)) * (int32_t)(uint8_t)(bw >> (8 * i));
-                s[r][j] += v;
+void iseg__qkernel_int8_c(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps, int n_nt,
+                          void *vacc, bool init) {
+    for (int nt = 0; nt < n_nt; nt++) {
+        int32_t        *acc = (int32_t *)vacc + (size_t)nt * MR * NR;
+        const uint32_t *bt  = b + (size_t)nt * b_ps;
+        if (init) memset(acc, 0, MR * NR * sizeof(int32_t));
+        for (int t = 0; t < kw; t++)
+            for (int r = 0; r < MR; r++) {
+                uint32_t aw = a[(size_t)t * MR + r];
+                for (int j = 0; j < NR; j++) {
+                    uint32_t bw = bt[(size_t)t * NR + j];
+                    int32_t  v  = 0;
+                    for (int i = 0; i < 4; i++)
+                        v += (int32_t)(int8_t)(aw >> (8 * i)) * (int32_t)(uint8_t)(bw >> (8 * i));
+                    acc[r * NR + j] += v;
+                }
             }
-        }
-        a += MR;
-        b += NR;
     }
-    for (int r = 0; r < MR; r++)
-        for (int j = 0; j < NR; j++) acc[r * NR + j] = s[r][j];
 }
 
-iseg__qkernel_fn iseg__qkernel(void) {
-    return use_avx2() ? iseg__qkernel_avx2 : iseg__qkernel_c;
+static inline float bf16_lo(uint32_t w) {
+    union { uint32_t u; float f; } v = {w << 16};
+    return v.f;
+}
+static inline float bf16_hi(uint32_t w) {
+    union { uint32_t u; float f; } v = {w & 0xffff0000u};
+    return v.f;
+}
+
+void iseg__qkernel_bf16_c(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps, int n_nt,
+                          void *vacc, bool init) {
+    for (int nt = 0; nt < n_nt; nt++) {
+        float          *acc = (float *)vacc + (size_t)nt * MR * NR;
+        const uint32_t *bt  = b + (size_t)nt * b_ps;
+        if (init)
+            for (int i = 0; i < MR * NR; i++) acc[i] = 0.0f;
+        for (int t = 0; t < kw; t++)
+            for (int r = 0; r < MR; r++) {
+                uint32_t aw = a[(size_t)t * MR + r];
+                for (int j = 0; j < NR; j++) {
+                    uint32_t bw = bt[(size_t)t * NR + j];
+                    /* vdpbf16ps: the odd k's product, then the even k's, each rounded once
+                     * (the products of bf16 values are exact in f32) */
+                    float v = acc[r * NR + j] + bf16_hi(aw) * bf16_hi(bw);
+                    acc[r * NR + j] = v + bf16_lo(aw) * bf16_lo(bw);
+                }
+            }
+    }
+}
+
+static const struct iseg__qkernel QKERNELS[2][3] = {
+    {{ISEG_QKIND_INT8, ISEG_GEMM_ISA_C, iseg__qkernel_int8_c, "int8 c"},
+     {ISEG_QKIND_INT8, ISEG_GEMM_ISA_AVX2, iseg__qkernel_int8_avx2, "int8 avx2"},
+     {ISEG_QKIND_INT8, ISEG_GEMM_ISA_AVX512, iseg__qkernel_int8_avx512, "int8 avx512-vnni"}},
+    {{ISEG_QKIND_BF16, ISEG_GEMM_ISA_C, iseg__qkernel_bf16_c, "bf16 c"},
+     {ISEG_QKIND_BF16, ISEG_GEMM_ISA_AVX2, iseg__qkernel_bf16_avx2, "bf16 avx2 (emulated)"},
+     {ISEG_QKIND_BF16, ISEG_GEMM_ISA_AVX512, iseg__qkernel_bf16_avx512, "bf16 avx512-bf16"}},
+};
+
+static bool has_avx512_kind(enum iseg__qkind kind) {
+#if HAVE_X86
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) return false;
+    return kind == ISEG_QKIND_INT8 ? __builtin_cpu_supports("avx512vnni")
+                                   : __builtin_cpu_supports("avx512bf16");
+#else
+    (void)kind;
+    return false;
+#endif
+}
+
+const struct iseg__qkernel *iseg__qkernel(enum iseg__qkind kind) {
+    enum iseg__gemm_isa isa = iseg__gemm_kernel()->isa;
+    if (isa == ISEG_GEMM_ISA_AVX512 && !has_avx512_kind(kind)) isa = ISEG_GEMM_ISA_AVX2;
+    if (isa == ISEG_GEMM_ISA_AVX2 && !use_avx2()) isa = ISEG_GEMM_ISA_C;
+    return &QKERNELS[kind][isa - 1];
 }
 
 /* ---- bf16 --------------------------------------------------------------------------------- */
@@ -256,23 +355,25 @@ struct qrun {
     const struct iseg__qgemm_desc *d;
     iseg_engine_t                  e;
     iseg__qkernel_fn               kern;
-    int                            mc, nc, n_mch, n_nch;
+    int                            kpw, mc, nc, n_mch, n_nch;
     size_t                         acc_words, qb_words; /* per-thread scratch layout */
 };
 
-static void epilogue(const struct qrun *x, const int32_t *acc, int b, int g, int m, int n, int mv,
+static void epilogue(const struct qrun *x, const void *vacc, int b, int g, int m, int n, int mv,
                      int nv) {
     const struct iseg__qgemm_desc *d = x->d;
     float       *C  = d->C + b * d->c_bs + g * d->c_gs;
     const float *C0 = d->C0 ? d->C0 + b * d->c0_bs + g * d->c0_gs : NULL;
+    bool         q8 = d->w->kind == ISEG_QKIND_INT8;
     for (int r = 0; r < mv; r++) {
         size_t  mm   = (size_t)g * d->M + m + r;
-        float   s    = d->act.scale * d->w->scale[mm];
-        int32_t comp = d->act.zp * d->w->wsum[mm];
+        float   s    = q8 ? d->act.scale * d->w->scale[mm] : 1.0f;
+        int32_t comp = q8 ? d->act.zp * d->w->wsum[mm] : 0;
         float   bias = d->bias ? d->bias[mm] : 0.0f;
         for (int j = 0; j < nv; j++) {
             size_t mi = (size_t)(m + r), ni = (size_t)(n + j);
-            float  v  = (float)(acc[r * NR + j] - comp) * s;
+            float  v  = q8 ? (float)(((const int32_t *)vacc)[r * NR + j] - comp) * s
+                           : ((const float *)vacc)[r * NR + j];
             if (C0) v = C0[d->c_trans ? ni * d->ldc0 + mi : mi * d->ldc0 + ni] + v;
             if (d->bias) v += bias;
             if (d->relu) v = v > 0.0f ? v : 0.0f;
@@ -281,42 +382,41 @@ static void epilogue(const struct qrun *x, const int32_t *acc, int b, int g, int
     }
 }
 
-/* The B block (quads kq0..kq0+kqc, columns n0..n0+nc) of problem (b, g) as quad panels
- * [ceil(nc/NR)][kqc][NR] words. fbuf: KCF x ceil(nc/NR) NR floats. */
-static void pack_qb(const struct qrun *x, uint32_t *dst, float *fbuf, int b, int g, int kq0,
-                    int kqc, int n0, int nc) {
-    const struct iseg__qgemm_desc *d = x->d;
-    int                            np = iseg__ceil_div(nc, NR);
+/* The B block (words kw0..kw0+kwc, columns n0..n0+nc) of problem (b, g) as word panels
+ * [ceil(nc/NR)][kwc][NR]. fbuf: KCF x ceil(nc/NR) NR floats. */
+static void pack_qb(const struct qrun *x, uint32_t *dst, float *fbuf, int b, int g, int kw0,
+                    int kwc, int n0, int nc) {
+    const struct iseg__qgemm_desc *d   = x->d;
+    int                            np  = iseg__ceil_div(nc, NR), kpw = x->kpw;
+    bool                           q8  = d->w->kind == ISEG_QKIND_INT8;
     if (d->qb) {
-        uint32_t zw = 0x01010101u * iseg__qact_one(0.0f, &d->act);
+        uint32_t zw = q8 ? 0x01010101u * iseg__qact_one(0.0f, &d->act) : 0;
         for (int p = 0; p < np; p++) {
-            uint32_t *dp = dst + (size_t)p * kqc * NR;
+            uint32_t *dp = dst + (size_t)p * kwc * NR;
             for (int j = 0; j < NR; j++) {
                 int col = n0 + p * NR + j;
                 if (col >= n0 + nc) {
-                    for (int t = 0; t < kqc; t++) dp[(size_t)t * NR + j] = zw;
+                    for (int t = 0; t < kwc; t++) dp[(size_t)t * NR + j] = zw;
                     continue;
                 }
-                const uint8_t *src = d->qb + (size_t)col * d->qb_ld + (size_t)kq0 * 4;
-                for (int t = 0; t < kqc; t++) {
-                    uint32_t v;
-                    memcpy(&v, src + 4 * t, 4);
-                    dp[(size_t)t * NR + j] = v;
-                }
+                const uint32_t *src = d->qb + (size_t)col * d->qb_ld + kw0;
+                for (int t = 0; t < kwc; t++) dp[(size_t)t * NR + j] = src[t];
             }
         }
         return;
     }
-    /* float rows k0.. in slices of KCF (a multiple of 4), each quantized into its quads */
-    int k_end = 4 * (kq0 + kqc) < d->K ? 4 * (kq0 + kqc) : d->K;
-    for (int k = 4 * kq0; k < 4 * (kq0 + kqc); k += KCF) {
+    /* float rows in slices of KCF, each converted into its words */
+    int k_lo = kpw * kw0, k_hi = kpw * (kw0 + kwc), k_end = k_hi < d->K ? k_hi : d->K;
+    for (int k = k_lo; k < k_hi; k += KCF) {
         int rows = k_end - k < KCF ? k_end - k : KCF; /* real rows (the rest: padding) */
-        int nq   = 4 * (kq0 + kqc) - k < KCF ? (4 * (kq0 + kqc) - k) / 4 : KCF / 4;
-        if (rows > 0) d->pack_b(d->pack_ctx, b, g, fbuf, k, rows, n0, nc, NR);
-        for (int p = 0; p < np; p++)
-            qquads(dst + (size_t)p * kqc * NR + (size_t)(k / 4 - kq0) * NR,
-                   fbuf + (size_t)p * (rows > 0 ? rows : 0) * NR, rows > 0 ? rows : 0, nq,
-                   &d->act);
+        int nw   = (k_hi - k < KCF ? k_hi - k : KCF) / kpw;
+        d->pack_b(d->pack_ctx, b, g, fbuf, k, rows, n0, nc, NR);
+        for (int p = 0; p < np; p++) {
+            uint32_t    *dw = dst + (size_t)p * kwc * NR + (size_t)((k - k_lo) / kpw) * NR;
+            const float *src = fbuf + (size_t)p * rows * NR;
+            if (q8) qquads(dw, src, rows, nw, &d->act);
+            else bpairs(dw, src, rows, nw);
+        }
     }
 }
 
@@ -331,21 +431,18 @@ static void qgemm_task(void *vctx, size_t item, int ith) {
     int n0 = ni * x->nc, nc = d->N - n0 < x->nc ? d->N - n0 : x->nc;
     int n_mt = iseg__ceil_div(mv_all, MR), n_nt = iseg__ceil_div(nc, NR);
 
-    int32_t  *acc  = (int32_t *)iseg__engine_scratch(x->e, ith);
-    uint32_t *qbuf = (uint32_t *)(acc + x->acc_words);
+    uint32_t *acc  = (uint32_t *)iseg__engine_scratch(x->e, ith);
+    uint32_t *qbuf = acc + x->acc_words;
     float    *fbuf = (float *)(qbuf + x->qb_words);
-    int       Kq   = d->w->Kq;
-    const uint32_t *wa = d->w->pa + g * d->w->pa_gs + (size_t)(m0 / MR) * Kq * MR;
+    int       Kw   = d->w->Kw;
+    const uint32_t *wa = d->w->pa + g * d->w->pa_gs + (size_t)(m0 / MR) * Kw * MR;
 
-    for (int kq0 = 0; kq0 < Kq; kq0 += KCQ) {
-        int kqc = Kq - kq0 < KCQ ? Kq - kq0 : KCQ;
-        pack_qb(x, qbuf, fbuf, b, g, kq0, kqc, n0, nc);
-        for (int mt = 0; mt < n_mt; mt++) {
-            const uint32_t *a = wa + (size_t)mt * Kq * MR + (size_t)kq0 * MR;
-            for (int nt = 0; nt < n_nt; nt++)
-                x->kern(kqc, a, qbuf + (size_t)nt * kqc * NR,
-                        acc + ((size_t)mt * n_nt + nt) * MR * NR, kq0 == 0);
-        }
+    for (int kw0 = 0; kw0 < Kw; kw0 += KCW) {
+        int kwc = Kw - kw0 < KCW ? Kw - kw0 : KCW;
+        pack_qb(x, qbuf, fbuf, b, g, kw0, kwc, n0, nc);
+        for (int mt = 0; mt < n_mt; mt++)
+            x->kern(kwc, wa + (size_t)mt * Kw * MR + (size_t)kw0 * MR, qbuf, (size_t)kwc * NR,
+                    n_nt, acc + (size_t)mt * n_nt * MR * NR, kw0 == 0);
     }
     for (int mt = 0; mt < n_mt; mt++)
         for (int nt = 0; nt < n_nt; nt++) {
@@ -364,7 +461,8 @@ void iseg__qgemm_run(iseg_engine_t e, const struct iseg__qgemm_desc *d) {
     memset(&x, 0, sizeof(x));
     x.d    = d;
     x.e    = e;
-    x.kern = iseg__qkernel();
+    x.kern = iseg__qkernel(d->w->kind)->fn;
+    x.kpw  = iseg__qkind_kpw(d->w->kind);
     int nth = e->nth;
     x.nc    = d->N < 8 * NR ? iseg__ceil_div(d->N, NR) * NR : 8 * NR;
     x.mc    = d->M < 256 ? iseg__ceil_div(d->M, MR) * MR : 256;
@@ -379,7 +477,7 @@ void iseg__qgemm_run(iseg_engine_t e, const struct iseg__qgemm_desc *d) {
         else break;
     }
     x.acc_words  = (size_t)x.mc * x.nc;
-    x.qb_words   = (size_t)x.nc * KCQ;
+    x.qb_words   = (size_t)x.nc * KCW;
     size_t bytes = (x.acc_words + x.qb_words) * 4 + (size_t)KCF * x.nc * sizeof(float);
     if (!iseg__engine_reserve(e, bytes)) return;
     iseg__engine_run(e, (size_t)d->n_b * d->n_g * x.n_mch * x.n_nch, qgemm_task, &x);

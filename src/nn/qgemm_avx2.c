@@ -1,7 +1,8 @@
-/* qgemm_avx2.c - AVX2 parts of the int8 GEMM: the 4 x 16 micro-kernel, activation quantization
- * into quad panels and rows, the min/max scan, and bf16 rounding.
+/* qgemm_avx2.c - AVX2 parts of the word GEMM: the 4 x 16 int8 and (emulated) bf16 micro-kernels,
+ * activation quantization into quad panels and rows, bf16 pair panels, the min/max scan, and
+ * bf16 rounding.
  *
- * Kernel: per k quad, two loads of B (16 words of 4 unsigned bytes) and four broadcasts of A
+ * int8 kernel: per k quad, two loads of B (16 words of 4 unsigned bytes) and four broadcasts of A
  * (4 signed bytes of one row) feed 8 vpmaddubsw (u8 x s8, adjacent pairs summed into int16:
  * exact, since |w| <= 63), 8 vpmaddwd by ones (pairs of int16 summed into int32: the 4-byte dot
  * product of each word) and 8 vpaddd into 8 accumulators. Compiled for AVX2 by function
@@ -15,8 +16,8 @@
 #define MR  ISEG_QGEMM_MR
 #define NR  ISEG_QGEMM_NR
 
-TGT void iseg__qkernel_avx2(int kq, const uint32_t *a, const uint32_t *b, int32_t *acc,
-                            bool init) {
+TGT static inline void int8_tile(int kw, const uint32_t *a, const uint32_t *b, int32_t *acc,
+                                 bool init) {
     __m256i c00, c01, c10, c11, c20, c21, c30, c31;
     if (init) {
         c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = _mm256_setzero_si256();
@@ -34,7 +35,7 @@ TGT void iseg__qkernel_avx2(int kq, const uint32_t *a, const uint32_t *b, int32_
         c##r##0 = _mm256_add_epi32(c##r##0, _mm256_madd_epi16(_mm256_maddubs_epi16(b0, ar), ones)); \
         c##r##1 = _mm256_add_epi32(c##r##1, _mm256_madd_epi16(_mm256_maddubs_epi16(b1, ar), ones)); \
     } while (0)
-    for (int k = 0; k < kq; k++) {
+    for (int k = 0; k < kw; k++) {
         __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
         __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 8));
         ROW(0);
@@ -50,6 +51,63 @@ TGT void iseg__qkernel_avx2(int kq, const uint32_t *a, const uint32_t *b, int32_
     _mm256_storeu_si256((__m256i *)(acc + (r) * NR + 8), c##r##1);
     STORE(0) STORE(1) STORE(2) STORE(3)
 #undef STORE
+}
+
+TGT void iseg__qkernel_int8_avx2(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
+                                 int n_nt, void *acc, bool init) {
+    for (int nt = 0; nt < n_nt; nt++)
+        int8_tile(kw, a, b + (size_t)nt * b_ps, (int32_t *)acc + (size_t)nt * MR * NR, init);
+}
+
+/* bf16 emulated: each word's halves widened to f32 (shift, mask), then the odd k's product and
+ * the even k's added by two FMAs: one rounding each, vdpbf16ps's order */
+TGT static inline void bf16_tile(int kw, const uint32_t *a, const uint32_t *b, float *acc,
+                                 bool init) {
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31;
+    if (init) {
+        c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = _mm256_setzero_ps();
+    } else {
+#define LOAD(r)                                           \
+    c##r##0 = _mm256_loadu_ps(acc + (r) * NR);            \
+    c##r##1 = _mm256_loadu_ps(acc + (r) * NR + 8);
+        LOAD(0) LOAD(1) LOAD(2) LOAD(3)
+#undef LOAD
+    }
+    const __m256i hm = _mm256_set1_epi32((int)0xffff0000u);
+#define ROW(r)                                                                        \
+    do {                                                                              \
+        __m256i aw = _mm256_set1_epi32((int)a[r]);                                    \
+        __m256  ah = _mm256_castsi256_ps(_mm256_and_si256(aw, hm));                   \
+        __m256  al = _mm256_castsi256_ps(_mm256_slli_epi32(aw, 16));                  \
+        c##r##0    = _mm256_fmadd_ps(al, b0l, _mm256_fmadd_ps(ah, b0h, c##r##0));     \
+        c##r##1    = _mm256_fmadd_ps(al, b1l, _mm256_fmadd_ps(ah, b1h, c##r##1));     \
+    } while (0)
+    for (int k = 0; k < kw; k++) {
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)b);
+        __m256i b1 = _mm256_loadu_si256((const __m256i *)(b + 8));
+        __m256  b0h = _mm256_castsi256_ps(_mm256_and_si256(b0, hm));
+        __m256  b0l = _mm256_castsi256_ps(_mm256_slli_epi32(b0, 16));
+        __m256  b1h = _mm256_castsi256_ps(_mm256_and_si256(b1, hm));
+        __m256  b1l = _mm256_castsi256_ps(_mm256_slli_epi32(b1, 16));
+        ROW(0);
+        ROW(1);
+        ROW(2);
+        ROW(3);
+        a += MR;
+        b += NR;
+    }
+#undef ROW
+#define STORE(r)                                  \
+    _mm256_storeu_ps(acc + (r) * NR, c##r##0);    \
+    _mm256_storeu_ps(acc + (r) * NR + 8, c##r##1);
+    STORE(0) STORE(1) STORE(2) STORE(3)
+#undef STORE
+}
+
+TGT void iseg__qkernel_bf16_avx2(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
+                                 int n_nt, void *acc, bool init) {
+    for (int nt = 0; nt < n_nt; nt++)
+        bf16_tile(kw, a, b + (size_t)nt * b_ps, (float *)acc + (size_t)nt * MR * NR, init);
 }
 
 /* 8 floats quantized to int32 lanes 0..255: clamp(x inv, -zp, 255 - zp) (NaN -> -zp), rounded
@@ -80,6 +138,27 @@ TGT void iseg__qquads_avx2(uint32_t *dst, const float *src, int rows, int nq,
         _mm256_storeu_si256((__m256i *)(dst + (size_t)t * NR), w0);
         _mm256_storeu_si256((__m256i *)(dst + (size_t)t * NR + 8), w1);
     }
+}
+
+/* bf16 bits of 8 floats (iseg__bf16_round: nearest even, NaN kept) in the low halves */
+TGT static inline __m256i bf16_bits8(__m256 v) {
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
+    __m256i       u = _mm256_castps_si256(v);
+    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(u, 16), one)));
+    r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    return _mm256_srli_epi32(r, 16);
+}
+
+TGT void iseg__bpairs_avx2(uint32_t *dst, const float *src, int rows, int nw) {
+    __m256i z = _mm256_setzero_si256();
+    for (int t = 0; t < nw; t++)
+        for (int h = 0; h < NR; h += 8) {
+            int     r0 = 2 * t, r1 = 2 * t + 1;
+            __m256i lo = r0 < rows ? bf16_bits8(_mm256_loadu_ps(src + (size_t)r0 * NR + h)) : z;
+            __m256i hi = r1 < rows ? bf16_bits8(_mm256_loadu_ps(src + (size_t)r1 * NR + h)) : z;
+            _mm256_storeu_si256((__m256i *)(dst + (size_t)t * NR + h),
+                                _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16)));
+        }
 }
 
 TGT void iseg__qact_row_avx2(uint8_t *dst, const float *x, size_t n, const struct iseg__qact *p) {
@@ -125,25 +204,24 @@ TGT void iseg__minmax_avx2(const float *x, size_t n, float *lo, float *hi) {
 }
 
 TGT void iseg__bf16_round_avx2(float *x, size_t n) {
-    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
-    const __m256i hiw = _mm256_set1_epi32((int)0xffff0000u);
-    size_t        i   = 0;
+    size_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256  v = _mm256_loadu_ps(x + i);
-        __m256i u = _mm256_castps_si256(v);
-        __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(u, 16), one)));
-        __m256  o = _mm256_castsi256_ps(_mm256_and_si256(r, hiw));
-        /* NaN stays as it was */
-        o = _mm256_blendv_ps(o, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
-        _mm256_storeu_ps(x + i, o);
+        __m256i r = _mm256_slli_epi32(bf16_bits8(_mm256_loadu_ps(x + i)), 16);
+        _mm256_storeu_ps(x + i, _mm256_castsi256_ps(r));
     }
     for (; i < n; i++) x[i] = iseg__bf16_round(x[i]);
 }
 
 #else /* not x86-64 GCC/Clang: never selected */
 
-void iseg__qkernel_avx2(int kq, const uint32_t *a, const uint32_t *b, int32_t *acc, bool init) {
-    (void)kq, (void)a, (void)b, (void)acc, (void)init;
+void iseg__qkernel_int8_avx2(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
+                             int n_nt, void *acc, bool init) {
+    (void)kw, (void)a, (void)b, (void)b_ps, (void)n_nt, (void)acc, (void)init;
+    ISEG_ASSERT(!"AVX2 kernel called on a build without it");
+}
+void iseg__qkernel_bf16_avx2(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
+                             int n_nt, void *acc, bool init) {
+    (void)kw, (void)a, (void)b, (void)b_ps, (void)n_nt, (void)acc, (void)init;
     ISEG_ASSERT(!"AVX2 kernel called on a build without it");
 }
 

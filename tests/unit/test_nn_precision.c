@@ -49,8 +49,10 @@ static void round_bf16(float *p, size_t n) {
     for (size_t i = 0; i < n; i++) p[i] = iseg__bf16_round(p[i]);
 }
 
-/* ISAs whose int8 kernel differs: portable C, and AVX2 when the CPU has it */
-static const enum iseg__gemm_isa ISAS[] = {ISEG_GEMM_ISA_C, ISEG_GEMM_ISA_AVX2};
+/* ISAs whose word kernels differ: portable C, AVX2 when the CPU has it, AVX-512 (VNNI, BF16)
+ * when the CPU has it (forcing an absent one falls back) */
+static const enum iseg__gemm_isa ISAS[] = {ISEG_GEMM_ISA_C, ISEG_GEMM_ISA_AVX2,
+                                           ISEG_GEMM_ISA_AVX512};
 
 struct conv_case {
     int  cin, cout, k, stride, pad, dil, groups, B, h, w;
@@ -235,7 +237,9 @@ TEST(conv2d_bf16_vs_ref) {
     iseg_engine_t e1, e3;
     ASSERT_OK(iseg_engine_init(&e1, 1));
     ASSERT_OK(iseg_engine_init(&e3, 3));
+    for (size_t ii = 0; ii < sizeof(ISAS) / sizeof(ISAS[0]); ii++)
     for (size_t i = 0; i < N_CASES; i++) {
+        if (iseg__gemm_force(ISAS[ii])->isa != ISAS[ii]) break;
         const struct conv_case *cc = &CASES[i];
         struct conv_data        c  = conv_data(cc, &st);
         float *y1 = falloc(c.ny), *y3 = falloc(c.ny), *yr = falloc(c.ny), *yf = falloc(c.ny);
@@ -250,8 +254,9 @@ TEST(conv2d_bf16_vs_ref) {
         round_bf16(c.x, c.nx);
         iseg_conv2d_forward_ref(yr, c.x, c.w, b, &c.d, cc->B, cc->h, cc->w, c.r, act);
         char what[160];
-        snprintf(what, sizeof(what), "bf16 conv %d->%d k%d s%d B%d %dx%d", cc->cin, cc->cout,
-                 cc->k, cc->stride, cc->B, cc->h, cc->w);
+        snprintf(what, sizeof(what), "bf16 conv %d->%d k%d s%d B%d %dx%d (%s)", cc->cin,
+                 cc->cout, cc->k, cc->stride, cc->B, cc->h, cc->w,
+                 iseg__qkernel(ISEG_QKIND_BF16)->name);
         ASSERT_MSG(memcmp(y1, y3, c.ny * sizeof(float)) == 0, "%s: threads differ", what);
         double e_r = nmse(y1, yr, c.ny), e_f = nmse(y1, yf, c.ny);
         /* exactly the rounded operands, summed in f32 (never Winograd) */
@@ -263,9 +268,97 @@ TEST(conv2d_bf16_vs_ref) {
         conv_data_free(&c);
         free(y1), free(y3), free(yr), free(yf);
     }
+    iseg__gemm_force(ISEG_GEMM_ISA_AUTO);
     ASSERT_OK(iseg_engine_take_error(e1));
     iseg_engine_free(e1);
     iseg_engine_free(e3);
+}
+
+#ifdef ISEG_HAVE_SIMDE
+void iseg__qkernel_int8_avx512_simde(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
+                                     int n_nt, void *acc, bool init);
+void iseg__qkernel_bf16_avx512_simde(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
+                                     int n_nt, void *acc, bool init);
+#endif
+
+/* Every kernel against the portable one on random words: 1..7 column tiles (the AVX-512
+ * kernels' groups of three and their remainders), K of 1 word and more, init and accumulate.
+ * int8: bit-identical. bf16: the AVX2 emulation bit-identical (the same steps); the AVX-512
+ * kernel under SIMDe (whose emulation adds a pair's products in the other order) within f32
+ * rounding. The AVX-512 kernels run natively where the CPU has VNNI / BF16, else through SIMDe
+ * when the build found it (libsimde-dev). */
+TEST(word_kernels_vs_portable) {
+    struct kern {
+        enum iseg__qkind kind;
+        iseg__qkernel_fn fn;
+        const char      *name;
+        bool             exact;
+    } ks[6];
+    int nk = 0;
+    for (int kind = 0; kind < 2; kind++) {
+        iseg__gemm_force(ISEG_GEMM_ISA_AVX2);
+        const struct iseg__qkernel *k = iseg__qkernel((enum iseg__qkind)kind);
+        if (k->isa == ISEG_GEMM_ISA_AVX2) ks[nk++] = (struct kern){k->kind, k->fn, k->name, true};
+        iseg__gemm_force(ISEG_GEMM_ISA_AVX512);
+        k = iseg__qkernel((enum iseg__qkind)kind);
+        if (k->isa == ISEG_GEMM_ISA_AVX512)
+            ks[nk++] = (struct kern){k->kind, k->fn, k->name, kind == ISEG_QKIND_INT8};
+    }
+    iseg__gemm_force(ISEG_GEMM_ISA_AUTO);
+#ifdef ISEG_HAVE_SIMDE
+    ks[nk++] = (struct kern){ISEG_QKIND_INT8, iseg__qkernel_int8_avx512_simde, "int8 avx512-vnni (SIMDe)", true};
+    ks[nk++] = (struct kern){ISEG_QKIND_BF16, iseg__qkernel_bf16_avx512_simde, "bf16 avx512-bf16 (SIMDe)", false};
+#else
+    printf("    (SIMDe not found: the AVX-512 kernels are checked only where the CPU has them)\n");
+#endif
+    enum { MR = ISEG_QGEMM_MR, NR = ISEG_QGEMM_NR, KW = 37, NT = 7 };
+    static uint32_t a[KW * MR], b[NT * KW * NR];
+    static int32_t  acc0[NT * MR * NR], acc1[NT * MR * NR], acc2[NT * MR * NR];
+    uint64_t st = 23;
+    for (int i = 0; i < nk; i++) {
+        const struct kern *k = &ks[i];
+        iseg__qkernel_fn   ref = k->kind == ISEG_QKIND_INT8 ? iseg__qkernel_int8_c : iseg__qkernel_bf16_c;
+        for (int kw = 1; kw <= KW; kw += 12)
+            for (int nt = 1; nt <= NT; nt++)
+                for (int init = 1; init >= 0; init--) {
+                    for (int j = 0; j < KW * MR; j++) a[j] = (uint32_t)test_rand(&st);
+                    for (int j = 0; j < NT * KW * NR; j++) b[j] = (uint32_t)test_rand(&st);
+                    if (k->kind == ISEG_QKIND_INT8) {
+                        for (int j = 0; j < KW * MR; j++) a[j] &= 0x3f3f3f3fu; /* |w| <= 63 */
+                        for (int j = 0; j < NT * MR * NR; j++) acc0[j] = (int32_t)(test_rand(&st) % 20001) - 10000;
+                    } else {
+                        /* bf16 halves of unit scale: exponent 126..128, random sign/mantissa */
+                        for (int j = 0; j < KW * MR; j++) a[j] = (a[j] & 0x807f807fu) | 0x3f003f80u;
+                        for (int j = 0; j < NT * KW * NR; j++) b[j] = (b[j] & 0x807f807fu) | 0x3f803f00u;
+                        for (int j = 0; j < NT * MR * NR; j++) {
+                            float f = (float)test_rand_unif(&st);
+                            memcpy(&acc0[j], &f, 4);
+                        }
+                    }
+                    memcpy(acc1, acc0, sizeof(acc0));
+                    memcpy(acc2, acc0, sizeof(acc0));
+                    ref(kw, a, b, (size_t)KW * NR, nt, acc1, init);
+                    k->fn(kw, a, b, (size_t)KW * NR, nt, acc2, init);
+                    for (int j = 0; j < NT * MR * NR; j++) {
+                        bool in = j < nt * MR * NR;
+                        if (!in) {
+                            ASSERT_MSG(acc2[j] == acc0[j], "%s: tile past n_nt written", k->name);
+                            continue;
+                        }
+                        if (k->exact) {
+                            ASSERT_MSG(acc2[j] == acc1[j], "%s kw %d nt %d init %d: element %d: %d, portable %d",
+                                       k->name, kw, nt, init, j, acc2[j], acc1[j]);
+                        } else {
+                            float x, y;
+                            memcpy(&x, &acc2[j], 4);
+                            memcpy(&y, &acc1[j], 4);
+                            ASSERT_MSG(fabsf(x - y) <= 1e-5f * (float)(kw + 1) * 4.0f,
+                                       "%s kw %d nt %d: element %d: %g, portable %g", k->name, kw, nt, j, x, y);
+                        }
+                    }
+                }
+        printf("    %s: ok\n", k->name);
+    }
 }
 
 TEST(linear_int8_bf16_vs_ref) {
@@ -328,5 +421,6 @@ TEST_LIST = {
     TEST_ENTRY(conv2d_int8_vs_ref),
     TEST_ENTRY(conv2d_bf16_vs_ref),
     TEST_ENTRY(linear_int8_bf16_vs_ref),
+    TEST_ENTRY(word_kernels_vs_portable),
     TEST_END,
 };

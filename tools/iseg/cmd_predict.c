@@ -30,6 +30,10 @@ static const char PREDICT_USAGE[] =
     "                        the file's iseg.bn_stats, else running), running (torchvision's\n"
     "                        eval mode) or image (each image's own statistics, as iseg's\n"
     "                        trainer normalises; models it trains record this)\n"
+    "  --precision P         fp32 (default), bf16 or int8: what the convolutions and fully\n"
+    "                        connected layers compute in (bf16: operands rounded to bfloat16,\n"
+    "                        f32 sums; int8: 1x1, strided and fully connected layers on 7-bit\n"
+    "                        weights and 8-bit activations; the rest stays f32)\n"
     "  --out FILE            COCO results JSON (written atomically; '-' = stdout)\n"
     "  --viz OUT.png|DIR     overlay PNG (one image) or a directory of <name>.png overlays\n"
     "  --viz-thresh S        draw detections with score >= S (default 0.5)\n"
@@ -332,7 +336,7 @@ static struct iseg_infer_params merged_params(const iseg_model_t m, struct iseg_
 }
 
 struct common_opts {
-    const char *model, *arch, *bn_stats;
+    const char *model, *arch, *bn_stats, *precision;
     struct iseg_infer_params ip;
     bool bad;
 };
@@ -352,6 +356,10 @@ static bool common_opt(int argc, char **argv, int *i, struct common_opts *o) {
     }
     if (cli_opt(argc, argv, i, "--bn-stats", &v, &o->bad)) {
         o->bn_stats = v;
+        return true;
+    }
+    if (cli_opt(argc, argv, i, "--precision", &v, &o->bad)) {
+        o->precision = v;
         return true;
     }
     if (cli_opt(argc, argv, i, "--threads", &v, &o->bad)) {
@@ -402,6 +410,11 @@ static int load_model(const struct common_opts *o, iseg_model_t *m) {
         mp.bn_stats = iseg_bn_stats_from_name(o->bn_stats);
         if (mp.bn_stats == ISEG_BN_STATS_COUNT)
             return cli_error("--bn-stats: auto, running or image, not '%s'", o->bn_stats);
+    }
+    if (o->precision) {
+        mp.precision = iseg_precision_from_name(o->precision);
+        if (mp.precision == ISEG_PRECISION_COUNT)
+            return cli_error("--precision: fp32, bf16 or int8, not '%s'", o->precision);
     }
     char err[1024];
     if (iseg_model_init_from_file(m, o->model, mp, err, sizeof(err)) != ISEG_STATUS_OK)
