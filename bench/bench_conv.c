@@ -7,6 +7,9 @@
  * a percentage of the measured AVX2 FMA peak of one core (a register-only loop of 12
  * independent FMA chains, written in asm so that the compiler cannot merge them).
  *
+ * Each shape also runs in int8 and bf16 (enum iseg_precision; rate in f32-equivalent FLOP,
+ * nmse against the f32 reference: their rounding error).
+ *
  *   bench_conv [reps] [max_threads] [shape-substring]
  * BENCH_WINO_PANELS=n: Winograd tiles per work item, in SGEMM panels (tuning). */
 #define _POSIX_C_SOURCE 200809L
@@ -195,10 +198,18 @@ static void bench_others(int reps, int max_t, const char *only, double peak) {
         float *wt = rnd((size_t)lin[i].in * lin[i].out, &seed), *b = rnd((size_t)lin[i].out, &seed);
         s.x = rnd((size_t)lin[i].N * lin[i].in, &seed);
         s.y = malloc((size_t)lin[i].N * lin[i].out * sizeof(float));
-        if (!s.y || iseg_linear_init(&s.l, lin[i].in, lin[i].out, wt, b)) exit(2);
-        struct op o = {lin[i].name, 2.0 * lin[i].N * (double)lin[i].in * lin[i].out, run_linear, &s};
-        time_op(&o, reps, max_t, peak);
-        iseg_linear_free(s.l);
+        if (!s.y) exit(2);
+        for (int p = 0; p < ISEG_PRECISION_COUNT; p++) {
+            if (iseg_linear_init_precision(&s.l, lin[i].in, lin[i].out, wt, b,
+                                           (enum iseg_precision)p))
+                exit(2);
+            char name[64];
+            snprintf(name, sizeof(name), "%s %s", lin[i].name,
+                     iseg_precision_name((enum iseg_precision)p));
+            struct op o = {name, 2.0 * lin[i].N * (double)lin[i].in * lin[i].out, run_linear, &s};
+            time_op(&o, reps, max_t, peak);
+            iseg_linear_free(s.l);
+        }
         free(wt), free(b), free(s.x), free(s.y);
     }
     /* RoIAlign on a P2-sized map (256 x 200 x 272, scale 1/4): boxes of 56..112 pixels, the
@@ -242,6 +253,9 @@ int main(int argc, char **argv) {
         {"64->64 3x3 @200x272", 64, 64, 3, 1, 200, 272, 1},
         {"256->256 3x3 @200x272 (FPN P2)", 256, 256, 3, 1, 200, 272, 1},
         {"256->64 1x1 @200x272", 256, 64, 1, 1, 200, 272, 1},
+        {"64->256 1x1 @200x272", 64, 256, 1, 1, 200, 272, 1},
+        {"128->128 3x3/2 @200x272", 128, 128, 3, 2, 200, 272, 1},
+        {"512->128 1x1 @100x136", 512, 128, 1, 1, 100, 136, 1},
         {"128->128 3x3 @100x136", 128, 128, 3, 1, 100, 136, 1},
         {"256->256 3x3 @100x136 (FPN P3)", 256, 256, 3, 1, 100, 136, 1},
         {"1024->256 1x1 @50x68", 1024, 256, 1, 1, 50, 68, 1},
@@ -254,8 +268,15 @@ int main(int argc, char **argv) {
      * direct-equivalent FLOP (the direct count over the time), "x" the CPU-time speed-up over
      * direct at the same thread count, nmse against the reference on a crop of the shape (real
      * channel counts, at most 2 x 24 x 30 pixels) */
-    static const struct { enum iseg__wino_mode mode; const char *name; } algos[] = {
-        {ISEG_WINO_OFF, "direct"}, {ISEG_WINO_F2, "F(2,3)"}, {ISEG_WINO_F4, "F(4,3)"}};
+    static const struct {
+        enum iseg__wino_mode mode;
+        enum iseg_precision  prec;
+        const char          *name;
+    } algos[] = {{ISEG_WINO_OFF, ISEG_PRECISION_FP32, "direct"},
+                 {ISEG_WINO_OFF, ISEG_PRECISION_INT8, "int8"},
+                 {ISEG_WINO_OFF, ISEG_PRECISION_BF16, "bf16"},
+                 {ISEG_WINO_F2, ISEG_PRECISION_FP32, "F(2,3)"},
+                 {ISEG_WINO_F4, ISEG_PRECISION_FP32, "F(4,3)"}};
     const char *pe = getenv("BENCH_WINO_PANELS");
     if (pe) iseg__wino_set_panels(atoi(pe));
     printf("kernel %s, KC %d, reps %d (median)\n", iseg__gemm_kernel()->name, ISEG_GEMM_KC, reps);
@@ -291,10 +312,10 @@ int main(int argc, char **argv) {
             cx[i] = x[((im * sh->cin + ci) * sh->h + p / cw) * sh->w + p % cw];
         }
         iseg_conv2d_forward_ref(cr, cx, wt, b, &d, cb, chh, cw, NULL, ISEG_ACT_NONE);
-        for (int ai = 0; ai < (wino ? 3 : 1); ai++) {
+        for (int ai = 0; ai < (wino ? 5 : 3); ai++) {
             iseg__conv2d_set_wino(algos[ai].mode);
             iseg_conv2d_t c;
-            if (iseg_conv2d_init(&c, &d, wt, b)) return 2;
+            if (iseg_conv2d_init_precision(&c, &d, wt, b, algos[ai].prec)) return 2;
             double err = 0.0;
             {
                 iseg_engine_t e;

@@ -466,7 +466,12 @@ void iseg_conv2d_forward(iseg_engine_t e, const iseg_conv2d_t c, float *y, const
         }
         q.M = c->M, q.N = (int)ohw, q.K = c->K, q.n_b = B, q.n_g = d->groups;
         q.w = &c->q;
-        q.pack_b = pack_im2col, q.pack_ctx = &s;
+        if (s.direct) { /* 1x1: B is x itself */
+            q.B = x, q.ldb = ohw, q.b_bs = (ptrdiff_t)((size_t)d->cin * ohw);
+            q.b_gs = (ptrdiff_t)((size_t)s.cin_g * ohw);
+        } else {
+            q.pack_b = pack_im2col, q.pack_ctx = &s;
+        }
         q.C = y, q.ldc = ohw, q.c_bs = (ptrdiff_t)((size_t)d->cout * ohw);
         q.c_gs = (ptrdiff_t)((size_t)c->M * ohw);
         if (residual) q.C0 = residual, q.ldc0 = ohw, q.c0_bs = q.c_bs, q.c0_gs = q.c_gs;

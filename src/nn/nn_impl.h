@@ -243,8 +243,8 @@ void iseg__qrows(iseg_engine_t e, enum iseg__qkind kind, uint32_t *dst, size_t l
 
 /* The word GEMM: C[b,g] (M, N) = C0 + dequant(W . X), + bias, relu (that order); dequant:
  * INT8 (acc - zp wsum) * (act.scale * w.scale), BF16 the sum itself. X: float blocks from
- * pack_b (as the SGEMM packs them, nr ISEG_QGEMM_NR), converted by the driver; or converted
- * columns (qb: column n's words at qb + n qb_ld, e.g. from iseg__qrows). c_trans: element (m, n)
+ * pack_b (as the SGEMM packs them, nr ISEG_QGEMM_NR), converted by the driver; or a row-major
+ * float matrix B, converted straight from its rows; or converted columns (qb: column n's words at qb + n qb_ld, e.g. from iseg__qrows). c_trans: element (m, n)
  * of C (and C0) is at n * ldc + m. Bit-identical for any thread count. */
 struct iseg__qgemm_desc {
     int                          M, N, K, n_b, n_g;
@@ -252,6 +252,9 @@ struct iseg__qgemm_desc {
     struct iseg__qact            act; /* INT8 */
     iseg__pack_b_fn              pack_b;
     const void                  *pack_ctx;
+    const float                 *B; /* or row-major (K, N) at B + b b_bs + g b_gs, ldb apart */
+    size_t                       ldb;
+    ptrdiff_t                    b_bs, b_gs;
     const uint32_t              *qb;
     size_t                       qb_ld;
     float                       *C;

@@ -24,9 +24,11 @@
 #endif
 
 /* AVX2 helpers (qgemm_avx2.c) */
-void iseg__qquads_avx2(uint32_t *dst, const float *src, int rows, int nq,
+void iseg__qquads_avx2(uint32_t *dst, const float *src, size_t ld, int rows, int nq,
                        const struct iseg__qact *p);
-void iseg__bpairs_avx2(uint32_t *dst, const float *src, int rows, int nw);
+void iseg__bpairs_avx2(uint32_t *dst, const float *src, size_t ld, int rows, int nw);
+void iseg__qepi_avx2(const void *acc, bool q8, float *c, size_t ldc, const float *c0, size_t ldc0,
+                     const float *s, const int32_t *comp, const float *bias, bool relu);
 void iseg__qact_row_avx2(uint8_t *dst, const float *x, size_t n, const struct iseg__qact *p);
 void iseg__minmax_avx2(const float *x, size_t n, float *lo, float *hi);
 void iseg__bf16_round_avx2(float *x, size_t n);
@@ -177,12 +179,13 @@ void iseg__minmax(iseg_engine_t e, const float *x, size_t n, float *lo, float *h
     if (*lo > *hi) *lo = *hi = 0.0f; /* empty or all NaN */
 }
 
-/* dst[t][j] (nq x NR words) from the float panel src (rows x NR): byte i of word (t, j) is row
- * 4t + i quantized (rows past `rows` as 0.0f). */
-static void qquads(uint32_t *dst, const float *src, int rows, int nq, const struct iseg__qact *p) {
+/* dst[t][j] (nq x NR words) from NR-column float rows (rows x NR, ld apart): byte i of word
+ * (t, j) is row 4t + i quantized (rows past `rows` as 0.0f). */
+static void qquads(uint32_t *dst, const float *src, size_t ld, int rows, int nq,
+                   const struct iseg__qact *p) {
 #if HAVE_X86
     if (use_avx2()) {
-        iseg__qquads_avx2(dst, src, rows, nq, p);
+        iseg__qquads_avx2(dst, src, ld, rows, nq, p);
         return;
     }
 #endif
@@ -192,26 +195,26 @@ static void qquads(uint32_t *dst, const float *src, int rows, int nq, const stru
             uint32_t v = 0;
             for (int i = 0; i < 4; i++) {
                 int     r = 4 * t + i;
-                uint8_t b = r < rows ? iseg__qact_one(src[(size_t)r * NR + j], p) : zq;
+                uint8_t b = r < rows ? iseg__qact_one(src[(size_t)r * ld + j], p) : zq;
                 v |= (uint32_t)b << (8 * i);
             }
             dst[(size_t)t * NR + j] = v;
         }
 }
 
-/* dst[t][j] (nw x NR words) from the float panel src (rows x NR): word (t, j) holds rows 2t
- * (low half) and 2t + 1 rounded to bf16 (rows past `rows` as 0.0f). */
-static void bpairs(uint32_t *dst, const float *src, int rows, int nw) {
+/* dst[t][j] (nw x NR words) from NR-column float rows (rows x NR, ld apart): word (t, j) holds
+ * rows 2t (low half) and 2t + 1 rounded to bf16 (rows past `rows` as 0.0f). */
+static void bpairs(uint32_t *dst, const float *src, size_t ld, int rows, int nw) {
 #if HAVE_X86
     if (use_avx2()) {
-        iseg__bpairs_avx2(dst, src, rows, nw);
+        iseg__bpairs_avx2(dst, src, ld, rows, nw);
         return;
     }
 #endif
     for (int t = 0; t < nw; t++)
         for (int j = 0; j < NR; j++) {
-            uint32_t lo = 2 * t < rows ? bf16_bits(src[(size_t)(2 * t) * NR + j]) : 0;
-            uint32_t hi = 2 * t + 1 < rows ? bf16_bits(src[(size_t)(2 * t + 1) * NR + j]) : 0;
+            uint32_t lo = 2 * t < rows ? bf16_bits(src[(size_t)(2 * t) * ld + j]) : 0;
+            uint32_t hi = 2 * t + 1 < rows ? bf16_bits(src[(size_t)(2 * t + 1) * ld + j]) : 0;
             dst[(size_t)t * NR + j] = lo | hi << 16;
         }
 }
@@ -365,6 +368,21 @@ static void epilogue(const struct qrun *x, const void *vacc, int b, int g, int m
     float       *C  = d->C + b * d->c_bs + g * d->c_gs;
     const float *C0 = d->C0 ? d->C0 + b * d->c0_bs + g * d->c0_gs : NULL;
     bool         q8 = d->w->kind == ISEG_QKIND_INT8;
+#if HAVE_X86
+    if (use_avx2() && !d->c_trans && mv == MR && nv == NR) {
+        float   s[MR];
+        int32_t comp[MR];
+        for (int r = 0; r < MR; r++) {
+            size_t mm = (size_t)g * d->M + m + r;
+            s[r]      = q8 ? d->act.scale * d->w->scale[mm] : 1.0f;
+            comp[r]   = q8 ? d->act.zp * d->w->wsum[mm] : 0;
+        }
+        iseg__qepi_avx2(vacc, q8, C + (size_t)m * d->ldc + n, d->ldc,
+                        C0 ? C0 + (size_t)m * d->ldc0 + n : NULL, d->ldc0, s, comp,
+                        d->bias ? d->bias + (size_t)g * d->M + m : NULL, d->relu);
+        return;
+    }
+#endif
     for (int r = 0; r < mv; r++) {
         size_t  mm   = (size_t)g * d->M + m + r;
         float   s    = q8 ? d->act.scale * d->w->scale[mm] : 1.0f;
@@ -378,6 +396,20 @@ static void epilogue(const struct qrun *x, const void *vacc, int b, int g, int m
             if (d->bias) v += bias;
             if (d->relu) v = v > 0.0f ? v : 0.0f;
             C[d->c_trans ? ni * d->ldc + mi : mi * d->ldc + ni] = v;
+        }
+    }
+}
+
+/* Rows [k0, k0 + rows) and columns [n0, n0 + nc) of a row-major B into float panels
+ * [ceil(nc/NR)][rows][NR], zero-padded. */
+static void pack_rows(float *dst, const float *B, size_t ldb, int k0, int rows, int n0, int nc) {
+    for (int p = 0; p * NR < nc; p++) {
+        int nv = nc - p * NR < NR ? nc - p * NR : NR;
+        for (int r = 0; r < rows; r++) {
+            float       *d   = dst + ((size_t)p * rows + r) * NR;
+            const float *src = B + (size_t)(k0 + r) * ldb + n0 + p * NR;
+            memcpy(d, src, (size_t)nv * sizeof(float));
+            memset(d + nv, 0, (size_t)(NR - nv) * sizeof(float));
         }
     }
 }
@@ -405,17 +437,31 @@ static void pack_qb(const struct qrun *x, uint32_t *dst, float *fbuf, int b, int
         }
         return;
     }
-    /* float rows in slices of KCF, each converted into its words */
+    /* float rows in slices of KCF, each converted into its words: straight from a row-major B
+     * (whole panels), else from the float panels pack_b makes */
     int k_lo = kpw * kw0, k_hi = kpw * (kw0 + kwc), k_end = k_hi < d->K ? k_hi : d->K;
+    const float *B = d->B ? d->B + b * d->b_bs + g * d->b_gs : NULL;
     for (int k = k_lo; k < k_hi; k += KCF) {
         int rows = k_end - k < KCF ? k_end - k : KCF; /* real rows (the rest: padding) */
         int nw   = (k_hi - k < KCF ? k_hi - k : KCF) / kpw;
-        d->pack_b(d->pack_ctx, b, g, fbuf, k, rows, n0, nc, NR);
-        for (int p = 0; p < np; p++) {
-            uint32_t    *dw = dst + (size_t)p * kwc * NR + (size_t)((k - k_lo) / kpw) * NR;
-            const float *src = fbuf + (size_t)p * rows * NR;
-            if (q8) qquads(dw, src, rows, nw, &d->act);
-            else bpairs(dw, src, rows, nw);
+        int p0   = 0; /* panels converted straight from B */
+        if (B) {
+            for (; p0 < np && (p0 + 1) * NR <= nc; p0++) {
+                uint32_t    *dw  = dst + (size_t)p0 * kwc * NR + (size_t)((k - k_lo) / kpw) * NR;
+                const float *src = B + (size_t)k * d->ldb + n0 + p0 * NR;
+                if (q8) qquads(dw, src, d->ldb, rows, nw, &d->act);
+                else bpairs(dw, src, d->ldb, rows, nw);
+            }
+            if (p0 == np) continue;
+        }
+        int ncp = nc - p0 * NR; /* the rest, through float panels */
+        if (B) pack_rows(fbuf, B, d->ldb, k, rows, n0 + p0 * NR, ncp);
+        else d->pack_b(d->pack_ctx, b, g, fbuf, k, rows, n0, nc, NR);
+        for (int p = p0; p < np; p++) {
+            uint32_t    *dw  = dst + (size_t)p * kwc * NR + (size_t)((k - k_lo) / kpw) * NR;
+            const float *src = fbuf + (size_t)(p - p0) * rows * NR;
+            if (q8) qquads(dw, src, NR, rows, nw, &d->act);
+            else bpairs(dw, src, NR, rows, nw);
         }
     }
 }
@@ -455,7 +501,7 @@ static void qgemm_task(void *vctx, size_t item, int ith) {
 void iseg__qgemm_run(iseg_engine_t e, const struct iseg__qgemm_desc *d) {
     ISEG_ASSERT(d->M >= 0 && d->N >= 0 && d->K >= 1 && d->n_b >= 1 && d->n_g >= 1);
     ISEG_ASSERT(d->w && d->w->M == d->M && d->w->K == d->K && d->w->n_g == d->n_g);
-    ISEG_ASSERT(d->qb || d->pack_b);
+    ISEG_ASSERT(d->qb || d->pack_b || d->B);
     if (d->M == 0 || d->N == 0) return;
     struct qrun x;
     memset(&x, 0, sizeof(x));

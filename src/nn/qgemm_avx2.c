@@ -118,7 +118,7 @@ TGT static inline __m256i quant8(__m256 x, __m256 inv, __m256 lo, __m256 hi, __m
     return _mm256_add_epi32(_mm256_cvtps_epi32(v), zp);
 }
 
-TGT void iseg__qquads_avx2(uint32_t *dst, const float *src, int rows, int nq,
+TGT void iseg__qquads_avx2(uint32_t *dst, const float *src, size_t ld, int rows, int nq,
                            const struct iseg__qact *p) {
     __m256  inv = _mm256_set1_ps(p->inv), lo = _mm256_set1_ps((float)-p->zp);
     __m256  hi = _mm256_set1_ps(255.0f - (float)p->zp);
@@ -129,8 +129,8 @@ TGT void iseg__qquads_avx2(uint32_t *dst, const float *src, int rows, int nq,
             int     r = 4 * t + i;
             __m256i q0 = zp, q1 = zp; /* padding rows: quantized 0.0f */
             if (r < rows) {
-                q0 = quant8(_mm256_loadu_ps(src + (size_t)r * NR), inv, lo, hi, zp);
-                q1 = quant8(_mm256_loadu_ps(src + (size_t)r * NR + 8), inv, lo, hi, zp);
+                q0 = quant8(_mm256_loadu_ps(src + (size_t)r * ld), inv, lo, hi, zp);
+                q1 = quant8(_mm256_loadu_ps(src + (size_t)r * ld + 8), inv, lo, hi, zp);
             }
             w0 = _mm256_or_si256(w0, _mm256_slli_epi32(q0, 8 * i));
             w1 = _mm256_or_si256(w1, _mm256_slli_epi32(q1, 8 * i));
@@ -149,16 +149,38 @@ TGT static inline __m256i bf16_bits8(__m256 v) {
     return _mm256_srli_epi32(r, 16);
 }
 
-TGT void iseg__bpairs_avx2(uint32_t *dst, const float *src, int rows, int nw) {
+TGT void iseg__bpairs_avx2(uint32_t *dst, const float *src, size_t ld, int rows, int nw) {
     __m256i z = _mm256_setzero_si256();
     for (int t = 0; t < nw; t++)
         for (int h = 0; h < NR; h += 8) {
             int     r0 = 2 * t, r1 = 2 * t + 1;
-            __m256i lo = r0 < rows ? bf16_bits8(_mm256_loadu_ps(src + (size_t)r0 * NR + h)) : z;
-            __m256i hi = r1 < rows ? bf16_bits8(_mm256_loadu_ps(src + (size_t)r1 * NR + h)) : z;
+            __m256i lo = r0 < rows ? bf16_bits8(_mm256_loadu_ps(src + (size_t)r0 * ld + h)) : z;
+            __m256i hi = r1 < rows ? bf16_bits8(_mm256_loadu_ps(src + (size_t)r1 * ld + h)) : z;
             _mm256_storeu_si256((__m256i *)(dst + (size_t)t * NR + h),
                                 _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16)));
         }
+}
+
+TGT void iseg__qepi_avx2(const void *vacc, bool q8, float *c, size_t ldc, const float *c0,
+                         size_t ldc0, const float *s, const int32_t *comp, const float *bias,
+                         bool relu) {
+    for (int r = 0; r < MR; r++) {
+        __m256  sv = _mm256_set1_ps(q8 ? s[r] : 1.0f);
+        __m256i cv = _mm256_set1_epi32(q8 ? comp[r] : 0);
+        for (int h = 0; h < NR; h += 8) {
+            __m256 v;
+            if (q8) {
+                __m256i a = _mm256_loadu_si256((const __m256i *)((const int32_t *)vacc + r * NR + h));
+                v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(a, cv)), sv);
+            } else {
+                v = _mm256_loadu_ps((const float *)vacc + r * NR + h);
+            }
+            if (c0) v = _mm256_add_ps(_mm256_loadu_ps(c0 + (size_t)r * ldc0 + h), v);
+            if (bias) v = _mm256_add_ps(v, _mm256_set1_ps(bias[r]));
+            if (relu) v = _mm256_max_ps(v, _mm256_setzero_ps());
+            _mm256_storeu_ps(c + (size_t)r * ldc + h, v);
+        }
+    }
 }
 
 TGT void iseg__qact_row_avx2(uint8_t *dst, const float *x, size_t n, const struct iseg__qact *p) {
