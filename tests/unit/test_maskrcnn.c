@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "iseg/image.h"
 #include "iseg/model.h"
 #include "iseg/weights.h"
 #include "maskrcnn_randw.h"
@@ -229,16 +230,20 @@ TEST(bn_stats_modes) {
 
 /* The golden tests/golden/maskrcnn/<name> (in *g) and the model of its random weights,
  * regenerated in C from the recipe and written to the test's directory. */
-static iseg_model_t golden_randw_model(const char *name, iseg_weights_t *g) {
+static iseg_model_t golden_randw_model_p(const char *name, iseg_weights_t *g,
+                                         struct iseg_model_params mp) {
     char path[512], wpath[512], err[512] = "";
     snprintf(path, sizeof(path), "%s/tests/golden/maskrcnn/%s", ISEG_SOURCE_DIR, name);
     ASSERT_MSG(iseg_weights_load(g, path, err, sizeof(err)) == ISEG_STATUS_OK, "%s", err);
     snprintf(wpath, sizeof(wpath), "%s/randw.safetensors", test_tmp_dir());
     ASSERT_MSG(randw_write(wpath, *g, err, sizeof(err)) == 0, "%s", err);
     iseg_model_t m = NULL;
-    ASSERT_MSG(iseg_model_init_from_file(&m, wpath, iseg_model_default_params(), err,
-                                         sizeof(err)) == ISEG_STATUS_OK, "%s", err);
+    ASSERT_MSG(iseg_model_init_from_file(&m, wpath, mp, err, sizeof(err)) == ISEG_STATUS_OK,
+               "%s", err);
     return m;
+}
+static iseg_model_t golden_randw_model(const char *name, iseg_weights_t *g) {
+    return golden_randw_model_p(name, g, iseg_model_default_params());
 }
 
 /* Detections (boxes, scores, labels and masks) are bit-identical for 1 and 3 threads, and for a
@@ -306,9 +311,11 @@ static void count_free(void *p, void *u) {
     free(p);
 }
 
-static void no_allocation_after_warmup(const char *golden_name) {
-    iseg_weights_t g = NULL;
-    iseg_model_t   m = golden_randw_model(golden_name, &g);
+static void no_allocation_after_warmup(const char *golden_name, enum iseg_precision prec) {
+    iseg_weights_t           g  = NULL;
+    struct iseg_model_params mp = iseg_model_default_params();
+    mp.precision                = prec;
+    iseg_model_t m              = golden_randw_model_p(golden_name, &g, mp);
     ASSERT(iseg_model_arch(m) == ISEG_ARCH_MASKRCNN_RESNET_FPN);
     const struct iseg_weight *im = iseg_weights_find(g, "image");
     struct iseg_image img = {(uint32_t)im->shape[1], (uint32_t)im->shape[0], 3, 8,
@@ -343,8 +350,113 @@ static void no_allocation_after_warmup(const char *golden_name) {
     iseg_weights_free(g);
 }
 TEST(no_allocation_after_warmup) {
-    no_allocation_after_warmup("compact_small.safetensors");
-    no_allocation_after_warmup("compact_small_image_bn.safetensors"); /* per-image batch norm */
+    no_allocation_after_warmup("compact_small.safetensors", ISEG_PRECISION_FP32);
+    /* per-image batch norm */
+    no_allocation_after_warmup("compact_small_image_bn.safetensors", ISEG_PRECISION_FP32);
+    no_allocation_after_warmup("compact_small.safetensors", ISEG_PRECISION_INT8);
+    no_allocation_after_warmup("compact_small.safetensors", ISEG_PRECISION_BF16);
+}
+
+/* Reduced precision (iseg_model_params.precision): the model says which; the detections stay
+ * close to f32's (for the `top` best f32 detections, the median mask IoU of the same-label
+ * detection that overlaps each most, at least min_iou); bit-identical for 1 and 3 threads. */
+static void run_dets(iseg_model_t m, const struct iseg_image *img, int min_size, int max_size,
+                     int threads, struct iseg_detections *d) {
+    struct iseg_infer_params ip = iseg_model_infer_params(m);
+    ip.min_size = min_size, ip.max_size = max_size, ip.n_threads = threads;
+    iseg_infer_t ctx;
+    ASSERT_OK(iseg_infer_init(&ctx, m, ip));
+    ASSERT_OK(iseg_infer_run(ctx, img, d));
+    iseg_infer_free(ctx);
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void reduced_precision(iseg_model_t ref_m, const char *name, const char *wpath,
+                              const struct iseg_image *img, int min_size, int max_size,
+                              size_t top, const double min_iou[ISEG_PRECISION_COUNT]) {
+    ASSERT_EQ_INT(iseg_model_precision(ref_m), ISEG_PRECISION_FP32);
+    struct iseg_detections ref = {0};
+    run_dets(ref_m, img, min_size, max_size, 2, &ref);
+    ASSERT_MSG(ref.n >= top, "%s: %zu f32 detections", name, ref.n);
+    for (int p = ISEG_PRECISION_BF16; p < ISEG_PRECISION_COUNT; p++) {
+        struct iseg_model_params mp = iseg_model_default_params();
+        mp.precision                = (enum iseg_precision)p;
+        iseg_model_t m              = NULL;
+        char         err[512]       = "";
+        ASSERT_MSG(iseg_model_init_from_file(&m, wpath, mp, err, sizeof(err)) == ISEG_STATUS_OK,
+                   "%s", err);
+        ASSERT_EQ_INT(iseg_model_precision(m), p);
+        struct iseg_detections d1 = {0}, d3 = {0};
+        run_dets(m, img, min_size, max_size, 1, &d1);
+        run_dets(m, img, min_size, max_size, 3, &d3);
+        const char *pn = iseg_precision_name(mp.precision);
+        ASSERT_MSG(d1.n == d3.n, "%s %s: threads differ", name, pn);
+        for (size_t i = 0; i < d1.n; i++)
+            ASSERT_MSG(memcmp(d1.d[i].box, d3.d[i].box, sizeof(d1.d[i].box)) == 0 &&
+                           d1.d[i].score == d3.d[i].score && d1.d[i].mask.m == d3.d[i].mask.m,
+                       "%s %s: detection %zu differs between 1 and 3 threads", name, pn, i);
+        double ious[256];
+        ASSERT(top <= 256);
+        for (size_t i = 0; i < top; i++) {
+            ious[i] = 0.0;
+            for (size_t j = 0; j < d1.n; j++)
+                if (d1.d[j].label == ref.d[i].label) {
+                    double v = iseg_rle_iou_pair(&d1.d[j].mask, &ref.d[i].mask, false);
+                    if (v > ious[i]) ious[i] = v;
+                }
+        }
+        qsort(ious, top, sizeof(double), cmp_dbl);
+        printf("    %s %s: %zu detections (f32 %zu), mask IoU of the top %zu against f32: median "
+               "%.4f, 10th percentile %.4f\n", name, pn, d1.n, ref.n, top, ious[top / 2],
+               ious[top / 10]);
+        ASSERT_MSG(ious[top / 2] >= min_iou[p], "%s %s: median mask IoU %.4f < %.2f", name, pn,
+                   ious[top / 2], min_iou[p]);
+        iseg_detections_free(&d1);
+        iseg_detections_free(&d3);
+        iseg_model_free(m);
+    }
+    iseg_detections_free(&ref);
+}
+
+/* Random weights make poor judges of reduced precision (their mask logits sit near 0, where
+ * any rounding flips pixels): the shipped nuclei model on its sample image is the check, plus
+ * thread determinism on a random R50 (bottlenecks, strided 1x1 convolutions). */
+TEST(reduced_precision) {
+    char wpath[512], ipath[512], err[512] = "";
+    snprintf(wpath, sizeof(wpath), "%s/models/nuclei_compact.safetensors", ISEG_SOURCE_DIR);
+    snprintf(ipath, sizeof(ipath), "%s/examples/data/nuclei_sample.png", ISEG_SOURCE_DIR);
+    struct iseg_image img = {0};
+    ASSERT_MSG(iseg_image_read(ipath, &img, err, sizeof(err)) == ISEG_STATUS_OK, "%s", err);
+    iseg_model_t m = NULL;
+    ASSERT_MSG(iseg_model_init_from_file(&m, wpath, iseg_model_default_params(), err,
+                                         sizeof(err)) == ISEG_STATUS_OK, "%s", err);
+    static const double iou[ISEG_PRECISION_COUNT] = {1.0, 0.97, 0.95};
+    struct iseg_infer_params ip = iseg_model_infer_params(m);
+    reduced_precision(m, "nuclei_compact", wpath, &img, ip.min_size, ip.max_size, 40, iou);
+    iseg_model_free(m);
+    iseg_image_free(&img);
+
+    /* R50: only determinism (IoU bar 0) */
+    static const double any[ISEG_PRECISION_COUNT] = {0};
+    iseg_weights_t g = NULL;
+    m                = golden_randw_model("v1_small.safetensors", &g);
+    const struct iseg_weight *im = iseg_weights_find(g, "image");
+    struct iseg_image rimg = {(uint32_t)im->shape[1], (uint32_t)im->shape[0], 3, 8,
+                              (void *)im->data};
+    snprintf(wpath, sizeof(wpath), "%s/randw.safetensors", test_tmp_dir());
+    reduced_precision(m, "v1_small (random weights)", wpath, &rimg, 96, 128, 10, any);
+    iseg_model_free(m);
+    iseg_weights_free(g);
+
+    /* an unknown precision is refused */
+    struct iseg_model_params mp = iseg_model_default_params();
+    mp.precision                = ISEG_PRECISION_COUNT;
+    ASSERT_STATUS(iseg_model_init_from_file(&m, wpath, mp, err, sizeof(err)), ISEG_STATUS_EINVAL);
+    ASSERT_STRCONTAINS(err, "precision");
 }
 
 /* The loader names what does not fit: a missing tensor, a wrong shape, an unexpected tensor. */
@@ -453,6 +565,7 @@ TEST_LIST = {
     TEST_ENTRY(threads_deterministic),
     TEST_ENTRY(loader_errors),
     TEST_ENTRY(no_allocation_after_warmup),
+    TEST_ENTRY(reduced_precision),
     TEST_ENTRY(torchvision_v1_800),
     TEST_ENTRY(torchvision_v2_800),
     TEST_ENTRY(torchvision_v1_320),

@@ -394,7 +394,9 @@ TEST(linear_int8_bf16_vs_ref) {
                 iseg_linear_free(l);
                 /* bf16: the f32 oracle on rounded operands */
                 ASSERT_OK(iseg_linear_init_precision(&l, in, out, w, b, ISEG_PRECISION_BF16));
+                iseg_linear_forward(e1, l, y1, x, N, ISEG_ACT_NONE);
                 iseg_linear_forward(e3, l, y3, x, N, ISEG_ACT_NONE);
+                ASSERT_MSG(memcmp(y1, y3, ny * sizeof(float)) == 0, "bf16 %s: threads differ", what);
                 round_bf16(x, (size_t)N * in);
                 round_bf16(w, (size_t)out * in);
                 iseg_linear_forward_ref(yr, x, w, b, N, in, out, ISEG_ACT_NONE);
