@@ -58,15 +58,19 @@ enum iseg_act {
 /* What a convolution or linear layer computes in. Inputs and outputs stay f32 either way.
  *  FP32: f32 products and sums (the default; the torchvision parity of model.h).
  *  BF16: weights and activations rounded to bfloat16 (nearest, ties to even) before the
- *        products, sums in f32: the arithmetic of avx512_bf16's vdpbf16ps (a bf16 product is
- *        exact in f32). Never Winograd (rounded transformed tiles would cost F(4,3) about
- *        100x the error of direct bf16 products). On CPUs without avx512_bf16 the f32 kernels run on the rounded operands: the same
- *        numbers at f32 speed.
+ *        products, sums in f32 over pairs of k: avx512_bf16's vdpbf16ps, which runs where the
+ *        CPU has it (a bf16 product is exact in f32; each pair adds its odd k's product, then
+ *        its even k's). Elsewhere an AVX2 (or portable) kernel takes the same steps with f32
+ *        FMAs: the same numbers but for vdpbf16ps's flushing of denormals, and slower than
+ *        FP32 (it is an emulation, for measuring bf16's accuracy). Never Winograd (rounded
+ *        transformed tiles would cost F(4,3) about 100x the error of direct bf16 products).
  *  INT8: weights quantized per output channel, symmetric, |q| <= 63 (7 bits: AVX2's
  *        vpmaddubsw stays exact); activations quantized per call from the input tensor's
  *        range (dynamic calibration): unsigned bytes, zero point 0 for a non-negative tensor
- *        (after ReLU), 128 for a signed one; exact int32 sums of 4-byte dot products (the
- *        grouping of VNNI's vpdpbusd), dequantized in the epilogue. Never Winograd. */
+ *        (after ReLU), 128 for a signed one; exact int32 sums of 4-byte dot products (VNNI's
+ *        vpdpbusd where the CPU has AVX512_VNNI, else vpmaddubsw + vpmaddwd on AVX2, else
+ *        portable C: the same integers), dequantized in the epilogue. Never Winograd.
+ * Both are deterministic (any thread count gives the same bits) and have _ref oracles. */
 enum iseg_precision {
     ISEG_PRECISION_FP32 = 0,
     ISEG_PRECISION_BF16,

@@ -1162,6 +1162,22 @@ DEMO_AP=$(tr -d '\n' <"$OUT" | sed -n 's/.*"stats": \[\([-0-9.e]*\),.*/\1/p')
 awk -v ap="${DEMO_AP:-0}" 'BEGIN { exit !(ap >= 0.7) }' || bad "segm AP on the sample: '$DEMO_AP' (< 0.7)"
 end
 
+begin "predict --precision bf16|int8: the default model keeps its accuracy on the sample (AP >= 0.7)"
+for P in bf16 int8; do
+    run predict "$SRC/examples/data/nuclei_sample.png" --model "$SRC/models/nuclei_compact.safetensors" \
+        --precision $P --out "$TMP/t/demo_$P.json"
+    want_rc 0
+    run eval --gt "$SRC/examples/data/nuclei_sample.json" --dt "$TMP/t/demo_$P.json" --json -
+    want_rc 0
+    P_AP=$(tr -d '\n' <"$OUT" | sed -n 's/.*"stats": \[\([-0-9.e]*\),.*/\1/p')
+    awk -v ap="${P_AP:-0}" 'BEGIN { exit !(ap >= 0.7) }' || bad "$P: segm AP on the sample: '$P_AP' (< 0.7)"
+done
+cmp -s "$TMP/t/demo.json" "$TMP/t/demo_int8.json" && bad "--precision int8 gave the fp32 results"
+run predict "$SRC/examples/data/nuclei_sample.png" --model "$SRC/models/nuclei_compact.safetensors" \
+    --precision fp16
+want_usage_error "--precision"
+end
+
 # ---- verdict -------------------------------------------------------------------------
 echo "cli: $PASS passed, $FAIL failed, $SKIP skipped"
 if [ "$FAIL" -ne 0 ]; then
