@@ -123,5 +123,10 @@ char *test_read_file(const char *path, size_t *len);
 /* Deterministic PRNG (splitmix64). */
 uint64_t test_rand(uint64_t *state);
 double   test_rand_unif(uint64_t *state); /* [0, 1) */
+/* n floats set to NaN (outputs must be written, not accumulated); fails the test on ENOMEM. */
+float   *test_falloc_nan(size_t n);
+/* Normalised mean squared error sum (got - want)^2 / sum want^2 (ggml's definition; 0 when
+ * both are zero, inf when only want is). */
+double   test_nmse(const float *got, const float *want, size_t n);
 
 #endif /* ISEG_TEST_H */

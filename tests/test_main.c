@@ -1,6 +1,7 @@
 /* test_main.c - runs the tests of one module, each in a forked child with a timeout. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -70,6 +71,24 @@ uint64_t test_rand(uint64_t *s) {
 }
 
 double test_rand_unif(uint64_t *s) { return (double)(test_rand(s) >> 11) * 0x1p-53; }
+
+float *test_falloc_nan(size_t n) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    ASSERT(p);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+
+double test_nmse(const float *got, const float *want, size_t n) {
+    double num = 0.0, den = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - want[i];
+        num += d * d;
+        den += (double)want[i] * want[i];
+    }
+    if (den == 0.0) return num == 0.0 ? 0.0 : INFINITY;
+    return num / den;
+}
 
 static int rm_rf(const char *path) {
     char cmd[8192 + 32];

@@ -547,17 +547,7 @@ void iseg_conv2d_forward_int8_ref(float *y, const float *x, const float *weight,
     iseg_conv2d_out_hw(d, h, w, &oh, &ow);
     int    cin_g = d->cin / d->groups, cout_g = d->cout / d->groups;
     int    K     = cin_g * d->kh * d->kw;
-    size_t nx    = (size_t)B * d->cin * h * w;
-    float  lo = 0.0f, hi = 0.0f;
-    bool   any = false;
-    for (size_t i = 0; i < nx; i++) {
-        float v = x[i];
-        if (v != v) continue;
-        if (!any || v < lo) lo = v;
-        if (!any || v > hi) hi = v;
-        any = true;
-    }
-    struct iseg__qact p  = iseg__qact_from_range(lo, hi);
+    struct iseg__qact p  = iseg__qact_of_ref(x, (size_t)B * d->cin * h * w);
     int8_t           *qw = iseg__malloc_array((size_t)K, 1);
     ISEG_ASSERT(qw);
     for (int co = 0; co < d->cout; co++) {

@@ -110,16 +110,7 @@ void iseg_linear_forward_ref(float *y, const float *x, const float *weight, cons
 
 void iseg_linear_forward_int8_ref(float *y, const float *x, const float *weight,
                                   const float *bias, int N, int in, int out, enum iseg_act act) {
-    float lo = 0.0f, hi = 0.0f;
-    bool  any = false;
-    for (size_t i = 0; i < (size_t)N * in; i++) {
-        float v = x[i];
-        if (v != v) continue;
-        if (!any || v < lo) lo = v;
-        if (!any || v > hi) hi = v;
-        any = true;
-    }
-    struct iseg__qact p  = iseg__qact_from_range(lo, hi);
+    struct iseg__qact p  = iseg__qact_of_ref(x, (size_t)N * in);
     int8_t           *qw = iseg__malloc_array((size_t)in, 1);
     ISEG_ASSERT(qw);
     for (int o = 0; o < out; o++) {

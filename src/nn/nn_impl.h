@@ -234,6 +234,9 @@ static inline uint8_t iseg__qact_one(float x, const struct iseg__qact *p) {
     v = v < hi ? v : hi;
     return (uint8_t)((int)__builtin_rintf(v) + p->zp);
 }
+/* The parameters for a tensor x (n) from its range found by a plain loop (the _ref oracles';
+ * the operators use iseg__minmax()). */
+struct iseg__qact iseg__qact_of_ref(const float *x, size_t n);
 /* Smallest and largest of x (n) on the engine's threads (NaN ignored). */
 void iseg__minmax(iseg_engine_t e, const float *x, size_t n, float *lo, float *hi);
 /* x (N, K) converted into rows of ld >= ceil(K / kpw) words (INT8: quantized with p; BF16:

@@ -135,6 +135,19 @@ struct iseg__qact iseg__qact_from_range(float lo, float hi) {
     return p;
 }
 
+struct iseg__qact iseg__qact_of_ref(const float *x, size_t n) {
+    float lo = 0.0f, hi = 0.0f;
+    bool  any = false;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        if (v != v) continue;
+        if (!any || v < lo) lo = v;
+        if (!any || v > hi) hi = v;
+        any = true;
+    }
+    return iseg__qact_from_range(lo, hi);
+}
+
 struct minmax_ctx {
     const float *x;
     size_t       n, chunk;

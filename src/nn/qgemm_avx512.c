@@ -84,25 +84,21 @@ TGT_BF16 static inline __m512bh as_bh(__m512i v) {
 #define BF16_STORE(p, v)    _mm512_storeu_ps((void *)(p), v)
 DEFINE_TILES(bf16_tiles, TGT_BF16, __m512, _mm512_setzero_ps(), BF16_LOAD, BF16_STORE, BF16_DOT)
 
-TGT_INT8 void KNAME(iseg__qkernel_int8_avx512)(int kw, const uint32_t *a, const uint32_t *b,
-                                               size_t b_ps, int n_nt, void *acc, bool init) {
-    for (int nt = 0; nt < n_nt; nt += 3) {
-        int T = n_nt - nt < 3 ? n_nt - nt : 3;
-        if (T == 3) int8_tiles(kw, a, b + nt * b_ps, b_ps, (int32_t *)acc + (size_t)nt * MR * NR, init, 3);
-        else if (T == 2) int8_tiles(kw, a, b + nt * b_ps, b_ps, (int32_t *)acc + (size_t)nt * MR * NR, init, 2);
-        else int8_tiles(kw, a, b + nt * b_ps, b_ps, (int32_t *)acc + (size_t)nt * MR * NR, init, 1);
+/* the kernel: column tiles in groups of three, the remainder as one group of one or two */
+#define DEFINE_KERNEL(NAME, TGTA, TILES, ACC_T)                                                \
+    TGTA void KNAME(NAME)(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps, int n_nt,   \
+                          void *acc, bool init) {                                              \
+        for (int nt = 0; nt < n_nt; nt += 3) {                                                 \
+            int         T = n_nt - nt < 3 ? n_nt - nt : 3;                                     \
+            const uint32_t *bt = b + nt * b_ps;                                                \
+            ACC_T      *at = (ACC_T *)acc + (size_t)nt * MR * NR;                              \
+            if (T == 3) TILES(kw, a, bt, b_ps, at, init, 3);                                   \
+            else if (T == 2) TILES(kw, a, bt, b_ps, at, init, 2);                              \
+            else TILES(kw, a, bt, b_ps, at, init, 1);                                          \
+        }                                                                                      \
     }
-}
-
-TGT_BF16 void KNAME(iseg__qkernel_bf16_avx512)(int kw, const uint32_t *a, const uint32_t *b,
-                                               size_t b_ps, int n_nt, void *acc, bool init) {
-    for (int nt = 0; nt < n_nt; nt += 3) {
-        int T = n_nt - nt < 3 ? n_nt - nt : 3;
-        if (T == 3) bf16_tiles(kw, a, b + nt * b_ps, b_ps, (float *)acc + (size_t)nt * MR * NR, init, 3);
-        else if (T == 2) bf16_tiles(kw, a, b + nt * b_ps, b_ps, (float *)acc + (size_t)nt * MR * NR, init, 2);
-        else bf16_tiles(kw, a, b + nt * b_ps, b_ps, (float *)acc + (size_t)nt * MR * NR, init, 1);
-    }
-}
+DEFINE_KERNEL(iseg__qkernel_int8_avx512, TGT_INT8, int8_tiles, int32_t)
+DEFINE_KERNEL(iseg__qkernel_bf16_avx512, TGT_BF16, bf16_tiles, float)
 
 #else /* no AVX-512 compiler support: never selected */
 

@@ -17,27 +17,9 @@ static float *rnd(size_t n, uint64_t *st) {
     return p;
 }
 
-static float *falloc(size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    ASSERT(p);
-    for (size_t i = 0; i < n; i++) p[i] = NAN; /* outputs must be written, not accumulated */
-    return p;
-}
-
-static double nmse(const float *a, const float *b, size_t n) {
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    if (den == 0.0) return num == 0.0 ? 0.0 : INFINITY;
-    return num / den;
-}
-
 #define ASSERT_NMSE(got, want, n, what)                                                     \
     do {                                                                                    \
-        double e_ = nmse(got, want, n);                                                     \
+        double e_ = test_nmse(got, want, n);                                                     \
         if (!(e_ <= 1e-7)) {                                                                \
             size_t i_ = 0;                                                                  \
             while (i_ < (n) && fabsf((got)[i_] - (want)[i_]) <= 1e-5f * (1 + fabsf((want)[i_]))) i_++; \
@@ -114,7 +96,7 @@ static void check_conv(iseg_engine_t e1, iseg_engine_t e3, const struct conv_cas
     size_t nx = (size_t)cc->B * cc->cin * cc->h * cc->w, ny = (size_t)cc->B * cc->cout * oh * ow;
     float *w = rnd(nw, st), *b = rnd((size_t)cc->cout, st), *x = rnd(nx, st);
     float *r  = cc->res ? rnd(ny, st) : NULL;
-    float *y1 = falloc(ny), *y3 = falloc(ny), *yr = falloc(ny);
+    float *y1 = test_falloc_nan(ny), *y3 = test_falloc_nan(ny), *yr = test_falloc_nan(ny);
     iseg_conv2d_t c;
     ASSERT_OK(iseg_conv2d_init(&c, &d, w, cc->bias ? b : NULL));
     enum iseg_act act = cc->relu ? ISEG_ACT_RELU : ISEG_ACT_NONE;
@@ -264,7 +246,7 @@ TEST(conv2d_batched_equals_per_image) {
             size_t xs = (size_t)d.cin * h * w, ys = (size_t)d.cout * oh * ow, ny = B * ys;
             float *wt = rnd(nw, &st), *b = rnd((size_t)d.cout, &st), *x = rnd(B * xs, &st);
             float *res = cases[i].residual ? rnd(ny, &st) : NULL;
-            float *y1 = falloc(ny), *y3 = falloc(ny), *yp = falloc(ny), *yr = falloc(ny);
+            float *y1 = test_falloc_nan(ny), *y3 = test_falloc_nan(ny), *yp = test_falloc_nan(ny), *yr = test_falloc_nan(ny);
             iseg_conv2d_t c;
             ASSERT_OK(iseg_conv2d_init(&c, &d, wt, b));
             iseg_conv2d_forward(e1, c, y1, x, B, h, w, res, ISEG_ACT_RELU);
@@ -313,7 +295,7 @@ TEST(deconv2d_no_overlap) {
         size_t xs = (size_t)d.cin * h * w, ys = (size_t)d.cout * oh * ow, ny = B * ys;
         float *wt = rnd(nw, &st), *b = cases[i].bias ? rnd((size_t)d.cout, &st) : NULL;
         float *x = rnd(B * xs, &st);
-        float *y1 = falloc(ny), *y3 = falloc(ny), *yp = falloc(ny), *yr = falloc(ny);
+        float *y1 = test_falloc_nan(ny), *y3 = test_falloc_nan(ny), *yp = test_falloc_nan(ny), *yr = test_falloc_nan(ny);
         iseg_deconv2d_t c;
         ASSERT_OK(iseg_deconv2d_init(&c, &d, wt, b));
         for (int act = 0; act < 2; act++) {
@@ -376,7 +358,7 @@ TEST(deconv2d_vs_ref) {
         size_t nw = (size_t)d.cin * (d.cout / d.groups) * d.kh * d.kw;
         size_t nx = (size_t)B * d.cin * h * w, ny = (size_t)B * d.cout * oh * ow;
         float *wt = rnd(nw, &st), *b = rnd((size_t)d.cout, &st), *x = rnd(nx, &st);
-        float *y1 = falloc(ny), *y3 = falloc(ny), *yr = falloc(ny);
+        float *y1 = test_falloc_nan(ny), *y3 = test_falloc_nan(ny), *yr = test_falloc_nan(ny);
         iseg_deconv2d_t c;
         ASSERT_OK(iseg_deconv2d_init(&c, &d, wt, b));
         iseg_deconv2d_forward(e1, c, y1, x, B, h, w, ISEG_ACT_RELU);
@@ -407,8 +389,8 @@ TEST(linear_vs_ref) {
             int    N = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
             float *w = rnd((size_t)out * in, &st), *b = rnd((size_t)out, &st);
             float *x = rnd((size_t)N * in, &st);
-            float *y1 = falloc((size_t)N * out), *y3 = falloc((size_t)N * out);
-            float *yr = falloc((size_t)N * out);
+            float *y1 = test_falloc_nan((size_t)N * out), *y3 = test_falloc_nan((size_t)N * out);
+            float *yr = test_falloc_nan((size_t)N * out);
             iseg_linear_t l;
             ASSERT_OK(iseg_linear_init(&l, in, out, w, s & 1 ? NULL : b));
             iseg_linear_forward(e1, l, y1, x, N, ISEG_ACT_RELU);
@@ -434,7 +416,7 @@ TEST(norms_vs_ref) {
     float   *x = rnd(n, &st), *g = rnd((size_t)C, &st), *be = rnd((size_t)C, &st);
     float   *m = rnd((size_t)C, &st), *v = rnd((size_t)C, &st);
     for (int c = 0; c < C; c++) v[c] = v[c] * v[c] + 0.1f;
-    float *y = falloc(n), *yr = falloc(n);
+    float *y = test_falloc_nan(n), *yr = test_falloc_nan(n);
     iseg_batchnorm(y, x, g, be, m, v, 1e-5f, B, C, HW);
     iseg_batchnorm_ref(yr, x, g, be, m, v, 1e-5f, B, C, HW);
     ASSERT_NMSE(y, yr, n, "batchnorm");
@@ -463,7 +445,7 @@ TEST(bn_fold_matches_conv_then_bn) {
     float *wt = rnd(nw, &st), *b = rnd(6, &st), *x = rnd(4 * 7 * 6, &st);
     float *g = rnd(6, &st), *be = rnd(6, &st), *m = rnd(6, &st), *v = rnd(6, &st);
     for (int c = 0; c < 6; c++) v[c] = v[c] * v[c] + 0.5f;
-    float *ya = falloc(ny), *yb = falloc(ny), bf[6];
+    float *ya = test_falloc_nan(ny), *yb = test_falloc_nan(ny), bf[6];
     iseg_conv2d_forward_ref(ya, x, wt, b, &d, 1, h, w, NULL, ISEG_ACT_NONE);
     iseg_batchnorm_ref(ya, ya, g, be, m, v, 1e-5f, 1, 6, 42);
     iseg_bn_fold(wt, bf, b, g, be, m, v, 1e-5f, 6, 36);
@@ -504,7 +486,7 @@ TEST(maxpool_vs_ref) {
         int oh, ow, B = 2, C = 3;
         iseg_maxpool2d_out_hw(cases[i].k, cases[i].s, cases[i].p, cases[i].h, cases[i].w, &oh, &ow);
         size_t nx = (size_t)B * C * cases[i].h * cases[i].w, ny = (size_t)B * C * oh * ow;
-        float *x = rnd(nx, &st), *y = falloc(ny), *yr = falloc(ny);
+        float *x = rnd(nx, &st), *y = test_falloc_nan(ny), *yr = test_falloc_nan(ny);
         if (i == 0) x[5] = NAN;
         iseg_maxpool2d_ref(yr, x, B, C, cases[i].h, cases[i].w, cases[i].k, cases[i].s, cases[i].p);
         iseg_maxpool2d(NULL, y, x, B, C, cases[i].h, cases[i].w, cases[i].k, cases[i].s,
@@ -548,7 +530,7 @@ TEST(resize_bilinear_vs_ref) {
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int    B = 2, C = 3;
         size_t nx = (size_t)B * C * cases[i].h * cases[i].w, ny = (size_t)B * C * cases[i].oh * cases[i].ow;
-        float *x = rnd(nx, &st), *y1 = falloc(ny), *y3 = falloc(ny), *yr = falloc(ny);
+        float *x = rnd(nx, &st), *y1 = test_falloc_nan(ny), *y3 = test_falloc_nan(ny), *yr = test_falloc_nan(ny);
         iseg_resize_bilinear(e1, y1, x, B, C, cases[i].h, cases[i].w, cases[i].oh, cases[i].ow,
                              cases[i].sh, cases[i].sw);
         iseg_resize_bilinear(e3, y3, x, B, C, cases[i].h, cases[i].w, cases[i].oh, cases[i].ow,
@@ -593,7 +575,7 @@ TEST(roi_align_vs_ref) {
         for (int al = 0; al < 2; al++) {
             int    oh = 7, ow = 6;
             size_t n = (size_t)N * C * oh * ow;
-            float *y1 = falloc(n), *y3 = falloc(n), *yr = falloc(n);
+            float *y1 = test_falloc_nan(n), *y3 = test_falloc_nan(n), *yr = test_falloc_nan(n);
             iseg_roi_align(e1, y1, feat, boxes, N, C, H, W, oh, ow, 0.25f, sr, al);
             iseg_roi_align(e3, y3, feat, boxes, N, C, H, W, oh, ow, 0.25f, sr, al);
             iseg_roi_align_ref(yr, feat, boxes, N, C, H, W, oh, ow, 0.25f, sr, al);
@@ -635,7 +617,7 @@ TEST(roi_align_blocks_bitexact) {
             for (int al = 0; al < 2; al++) {
                 int    oh = sizes[si][0], ow = sizes[si][1];
                 size_t n  = (size_t)N * C * oh * ow;
-                float *y1 = falloc(n), *y3 = falloc(n), *yr = falloc(n);
+                float *y1 = test_falloc_nan(n), *y3 = test_falloc_nan(n), *yr = test_falloc_nan(n);
                 iseg_roi_align(e1, y1, feat, boxes, N, C, H, W, oh, ow, 0.25f, sr, al);
                 iseg_roi_align(e3, y3, feat, boxes, N, C, H, W, oh, ow, 0.25f, sr, al);
                 iseg_roi_align_ref(yr, feat, boxes, N, C, H, W, oh, ow, 0.25f, sr, al);
@@ -681,7 +663,7 @@ TEST(roi_align_levels_bitexact) {
     for (int sr = 0; sr <= 2; sr += 2)
         for (int al = 0; al < 2; al++) {
             size_t per = (size_t)C * oh * ow, n = per * N;
-            float *y1 = falloc(n), *y3 = falloc(n), *yr = falloc(n);
+            float *y1 = test_falloc_nan(n), *y3 = test_falloc_nan(n), *yr = test_falloc_nan(n);
             iseg__roi_align_levels(e1, y1, fc, H, W, scales, 3, lv, boxes, N, C, oh, ow, sr, al);
             iseg__roi_align_levels(e3, y3, fc, H, W, scales, 3, lv, boxes, N, C, oh, ow, sr, al);
             for (int i = 0; i < N; i++)

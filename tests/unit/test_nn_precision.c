@@ -22,23 +22,6 @@ static float *rnd(size_t n, uint64_t *st, bool nonneg) {
     return p;
 }
 
-static float *falloc(size_t n) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    ASSERT(p);
-    for (size_t i = 0; i < n; i++) p[i] = NAN; /* outputs must be written */
-    return p;
-}
-
-static double nmse(const float *a, const float *b, size_t n) {
-    double num = 0.0, den = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)b[i] * b[i];
-    }
-    return den == 0.0 ? (num == 0.0 ? 0.0 : INFINITY) : num / den;
-}
-
 static void assert_biteq(const float *got, const float *want, size_t n, const char *what) {
     for (size_t i = 0; i < n; i++)
         if (memcmp(&got[i], &want[i], sizeof(float)) != 0)
@@ -193,7 +176,7 @@ TEST(conv2d_int8_vs_ref) {
         for (size_t i = 0; i < N_CASES; i++) {
             const struct conv_case *cc = &CASES[i];
             struct conv_data        c  = conv_data(cc, &st);
-            float *y1 = falloc(c.ny), *y3 = falloc(c.ny), *yr = falloc(c.ny), *yf = falloc(c.ny);
+            float *y1 = test_falloc_nan(c.ny), *y3 = test_falloc_nan(c.ny), *yr = test_falloc_nan(c.ny), *yf = test_falloc_nan(c.ny);
             iseg_conv2d_t conv;
             ASSERT_OK(iseg_conv2d_init_precision(&conv, &c.d, c.w, cc->bias ? c.b : NULL,
                                                  ISEG_PRECISION_INT8));
@@ -211,7 +194,7 @@ TEST(conv2d_int8_vs_ref) {
             assert_biteq(y1, yr, c.ny, what);
             assert_biteq(y3, yr, c.ny, what);
             /* 7-bit weights and 8-bit inputs on uniform data: NMSE ~1e-4 */
-            double err = nmse(y1, yf, c.ny);
+            double err = test_nmse(y1, yf, c.ny);
             ASSERT_MSG(err < 2e-3, "%s: NMSE %g against f32", what, err);
             if (c.r) { /* y may alias the residual */
                 memcpy(y3, c.r, c.ny * sizeof(float));
@@ -242,7 +225,7 @@ TEST(conv2d_bf16_vs_ref) {
         if (iseg__gemm_force(ISAS[ii])->isa != ISAS[ii]) break;
         const struct conv_case *cc = &CASES[i];
         struct conv_data        c  = conv_data(cc, &st);
-        float *y1 = falloc(c.ny), *y3 = falloc(c.ny), *yr = falloc(c.ny), *yf = falloc(c.ny);
+        float *y1 = test_falloc_nan(c.ny), *y3 = test_falloc_nan(c.ny), *yr = test_falloc_nan(c.ny), *yf = test_falloc_nan(c.ny);
         iseg_conv2d_t conv;
         const float  *b = cc->bias ? c.b : NULL;
         ASSERT_OK(iseg_conv2d_init_precision(&conv, &c.d, c.w, b, ISEG_PRECISION_BF16));
@@ -258,7 +241,7 @@ TEST(conv2d_bf16_vs_ref) {
                  cc->cout, cc->k, cc->stride, cc->B, cc->h, cc->w,
                  iseg__qkernel(ISEG_QKIND_BF16)->name);
         ASSERT_MSG(memcmp(y1, y3, c.ny * sizeof(float)) == 0, "%s: threads differ", what);
-        double e_r = nmse(y1, yr, c.ny), e_f = nmse(y1, yf, c.ny);
+        double e_r = test_nmse(y1, yr, c.ny), e_f = test_nmse(y1, yf, c.ny);
         /* exactly the rounded operands, summed in f32 (never Winograd) */
         ASSERT_MSG(!iseg__conv2d_wino_m(conv, cc->B, cc->h, cc->w), "%s: Winograd", what);
         ASSERT_MSG(e_r < 1e-10, "%s: NMSE %g against the rounded-operand oracle", what, e_r);
@@ -377,7 +360,7 @@ TEST(linear_int8_bf16_vs_ref) {
                 size_t ny = (size_t)N * out;
                 float *x = rnd((size_t)N * in, &st, nonneg), *w = rnd((size_t)out * in, &st, false);
                 float *b = rnd((size_t)out, &st, false);
-                float *y1 = falloc(ny), *y3 = falloc(ny), *yr = falloc(ny), *yf = falloc(ny);
+                float *y1 = test_falloc_nan(ny), *y3 = test_falloc_nan(ny), *yr = test_falloc_nan(ny), *yf = test_falloc_nan(ny);
                 char   what[120];
                 snprintf(what, sizeof(what), "linear %d x %d -> %d, x%s (%s)", N, in, out,
                          nonneg ? " >= 0" : " signed", iseg__gemm_kernel()->name);
@@ -390,7 +373,7 @@ TEST(linear_int8_bf16_vs_ref) {
                 iseg_linear_forward_ref(yf, x, w, b, N, in, out, ISEG_ACT_RELU);
                 assert_biteq(y1, yr, ny, what);
                 assert_biteq(y3, yr, ny, what);
-                ASSERT_MSG(nmse(y1, yf, ny) < 2e-3, "%s: NMSE %g", what, nmse(y1, yf, ny));
+                ASSERT_MSG(test_nmse(y1, yf, ny) < 2e-3, "%s: NMSE %g", what, test_nmse(y1, yf, ny));
                 iseg_linear_free(l);
                 /* bf16: the f32 oracle on rounded operands */
                 ASSERT_OK(iseg_linear_init_precision(&l, in, out, w, b, ISEG_PRECISION_BF16));
@@ -400,7 +383,7 @@ TEST(linear_int8_bf16_vs_ref) {
                 round_bf16(x, (size_t)N * in);
                 round_bf16(w, (size_t)out * in);
                 iseg_linear_forward_ref(yr, x, w, b, N, in, out, ISEG_ACT_NONE);
-                ASSERT_MSG(nmse(y3, yr, ny) < 1e-10, "bf16 %s: NMSE %g", what, nmse(y3, yr, ny));
+                ASSERT_MSG(test_nmse(y3, yr, ny) < 1e-10, "bf16 %s: NMSE %g", what, test_nmse(y3, yr, ny));
                 iseg_linear_free(l);
                 free(x), free(w), free(b), free(y1), free(y3), free(yr), free(yf);
             }
