@@ -440,17 +440,22 @@ TEST(reduced_precision) {
     iseg_model_free(m);
     iseg_image_free(&img);
 
-    /* R50: only determinism (IoU bar 0) */
+    /* R50 and a per-image batch-norm model: only determinism (IoU bar 0) */
     static const double any[ISEG_PRECISION_COUNT] = {0};
+    static const char *const rand_models[] = {"v1_small.safetensors",
+                                              "compact_small_image_bn.safetensors"};
     iseg_weights_t g = NULL;
-    m                = golden_randw_model("v1_small.safetensors", &g);
-    const struct iseg_weight *im = iseg_weights_find(g, "image");
-    struct iseg_image rimg = {(uint32_t)im->shape[1], (uint32_t)im->shape[0], 3, 8,
-                              (void *)im->data};
-    snprintf(wpath, sizeof(wpath), "%s/randw.safetensors", test_tmp_dir());
-    reduced_precision(m, "v1_small (random weights)", wpath, &rimg, 96, 128, 10, any);
-    iseg_model_free(m);
-    iseg_weights_free(g);
+    for (int i = 0; i < 2; i++) {
+        m = golden_randw_model(rand_models[i], &g);
+        const struct iseg_weight *im = iseg_weights_find(g, "image");
+        struct iseg_image rimg = {(uint32_t)im->shape[1], (uint32_t)im->shape[0], 3, 8,
+                                  (void *)im->data};
+        snprintf(wpath, sizeof(wpath), "%s/randw.safetensors", test_tmp_dir());
+        reduced_precision(m, rand_models[i], wpath, &rimg, 96, 128, 10, any);
+        iseg_model_free(m);
+        iseg_weights_free(g);
+        g = NULL;
+    }
 
     /* an unknown precision is refused */
     struct iseg_model_params mp = iseg_model_default_params();
