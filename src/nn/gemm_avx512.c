@@ -3,16 +3,33 @@
  * Per k: three 16-float loads of B and eight broadcasts of A feed 24 FMAs, so the two FMA
  * pipes stay busy with 24 independent chains (latency 4). Compiled for AVX-512 by function
  * attribute only; the dispatcher calls it when the CPU reports avx512f, avx512vl and fma.
- * The last K block applies the epilogue in registers (same order as the other kernels). */
+ * The last K block applies the epilogue in registers (same order as the other kernels).
+ * Built once more against SIMDe for the tests (ISEG_GEMM_SIMDE: iseg__kernel_avx512_simde). */
 #include "nn/nn_impl.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(ISEG_GEMM_SIMDE) /* tests: the same source on SIMDe's portable AVX-512 */
+#define SIMDE_ENABLE_NATIVE_ALIASES
+#include <simde/x86/avx512.h>
+#define TGT
+#define KNAME(x) x##_simde
+#define HAVE_AVX512 1
+#elif defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#define TGT      __attribute__((target("avx512f,avx512vl,fma")))
+#define KNAME(x) x
+#define HAVE_AVX512 1
+#else
+#define HAVE_AVX512 0
+#endif
 
-#define TGT __attribute__((target("avx512f,avx512vl,fma")))
+#if HAVE_AVX512
 
-TGT void iseg__kernel_avx512(int kc, const float *a, const float *b, float *c, size_t ldc,
-                             const float *c0, size_t ldc0, const struct iseg__gemm_epi *epi) {
+void KNAME(iseg__kernel_avx512)(int kc, const float *a, const float *b, float *c, size_t ldc,
+                                const float *c0, size_t ldc0, const struct iseg__gemm_epi *epi);
+
+TGT void KNAME(iseg__kernel_avx512)(int kc, const float *a, const float *b, float *c, size_t ldc,
+                                    const float *c0, size_t ldc0,
+                                    const struct iseg__gemm_epi *epi) {
     const float *br = epi ? epi->bias_row : NULL, *bc = epi ? epi->bias_col : NULL;
     bool         relu = epi && epi->relu;
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;

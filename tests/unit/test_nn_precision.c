@@ -258,6 +258,8 @@ TEST(conv2d_bf16_vs_ref) {
 }
 
 #ifdef ISEG_HAVE_SIMDE
+void iseg__kernel_avx512_simde(int kc, const float *a, const float *b, float *c, size_t ldc,
+                               const float *c0, size_t ldc0, const struct iseg__gemm_epi *epi);
 void iseg__qkernel_int8_avx512_simde(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
                                      int n_nt, void *acc, bool init);
 void iseg__qkernel_bf16_avx512_simde(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
@@ -399,6 +401,48 @@ TEST(linear_int8_bf16_vs_ref) {
     iseg_engine_free(e3);
 }
 
+/* The f32 AVX-512 SGEMM kernel (8 x 48 tile), which this machine may lack, through SIMDe:
+ * against a double-precision sum with every epilogue combination and K of 1, 7 and 256. */
+TEST(sgemm_avx512_kernel_simde) {
+#ifndef ISEG_HAVE_SIMDE
+    TEST_SKIP("SIMDe not found (libsimde-dev): the AVX-512 SGEMM kernel is checked only where "
+              "the CPU has it (test_nn)");
+#else
+    enum { MR = ISEG_GEMM_MR, NR = 48, KC = 256, LDC = NR + 5 };
+    static float a[KC * MR], b[KC * NR], c[MR * LDC], c0[MR * LDC], br[MR], bc[NR];
+    uint64_t st = 29;
+    for (int i = 0; i < KC * MR; i++) a[i] = (float)(test_rand_unif(&st) * 2 - 1);
+    for (int i = 0; i < KC * NR; i++) b[i] = (float)(test_rand_unif(&st) * 2 - 1);
+    for (int i = 0; i < MR * LDC; i++) c0[i] = (float)(test_rand_unif(&st) * 2 - 1);
+    for (int i = 0; i < MR; i++) br[i] = (float)test_rand_unif(&st);
+    for (int i = 0; i < NR; i++) bc[i] = (float)test_rand_unif(&st);
+    static const int kcs[] = {1, 7, KC};
+    for (int ki = 0; ki < 3; ki++)
+        for (int v = 0; v < 16; v++) {
+            int  kc = kcs[ki];
+            bool has_c0 = v & 1, has_br = v & 2, has_bc = v & 4, relu = v & 8;
+            struct iseg__gemm_epi epi = {has_br ? br : NULL, has_bc ? bc : NULL, relu};
+            for (int i = 0; i < MR * LDC; i++) c[i] = NAN;
+            iseg__kernel_avx512_simde(kc, a, b, c, LDC, has_c0 ? c0 : NULL, LDC,
+                                      (has_br || has_bc || relu) ? &epi : NULL);
+            for (int r = 0; r < MR; r++)
+                for (int j = 0; j < NR; j++) {
+                    double sum = 0.0;
+                    for (int k = 0; k < kc; k++) sum += (double)a[k * MR + r] * b[k * NR + j];
+                    if (has_c0) sum += c0[r * LDC + j];
+                    if (has_br) sum += br[r];
+                    if (has_bc) sum += bc[j];
+                    if (relu && sum < 0) sum = 0;
+                    ASSERT_MSG(fabs(c[r * LDC + j] - sum) <= 1e-5 * (kc + 4),
+                               "kc %d variant %d (%d, %d): %g, expected %g", kc, v, r, j,
+                               c[r * LDC + j], sum);
+                }
+            for (int r = 0; r < MR; r++) /* nothing past the tile's columns */
+                for (int j = NR; j < LDC; j++) ASSERT(isnan(c[r * LDC + j]));
+        }
+#endif
+}
+
 TEST_LIST = {
     TEST_ENTRY(precision_names),
     TEST_ENTRY(bf16_round_hand),
@@ -407,5 +451,6 @@ TEST_LIST = {
     TEST_ENTRY(conv2d_bf16_vs_ref),
     TEST_ENTRY(linear_int8_bf16_vs_ref),
     TEST_ENTRY(word_kernels_vs_portable),
+    TEST_ENTRY(sgemm_avx512_kernel_simde),
     TEST_END,
 };
