@@ -24,9 +24,10 @@
 #endif
 
 /* AVX2 helpers (qgemm_avx2.c) */
-void iseg__qquads_avx2(uint32_t *dst, const float *src, size_t ld, int rows, int nq,
-                       const struct iseg__qact *p);
-void iseg__bpairs_avx2(uint32_t *dst, const float *src, size_t ld, int rows, int nw);
+void iseg__qquads_avx2(uint32_t *dst, size_t dps, const float *src, size_t ld, size_t sps,
+                       int np, int rows, int nq, const struct iseg__qact *p);
+void iseg__bpairs_avx2(uint32_t *dst, size_t dps, const float *src, size_t ld, size_t sps,
+                       int np, int rows, int nw);
 void iseg__qepi_avx2(const void *acc, bool q8, float *c, size_t ldc, const float *c0, size_t ldc0,
                      const float *s, const int32_t *comp, const float *bias, bool relu);
 void iseg__qact_row_avx2(uint8_t *dst, const float *x, size_t n, const struct iseg__qact *p);
@@ -192,44 +193,48 @@ void iseg__minmax(iseg_engine_t e, const float *x, size_t n, float *lo, float *h
     if (*lo > *hi) *lo = *hi = 0.0f; /* empty or all NaN */
 }
 
-/* dst[t][j] (nq x NR words) from NR-column float rows (rows x NR, ld apart): byte i of word
- * (t, j) is row 4t + i quantized (rows past `rows` as 0.0f). */
-static void qquads(uint32_t *dst, const float *src, size_t ld, int rows, int nq,
-                   const struct iseg__qact *p) {
+/* np panels of words, dps words apart, each [nq][NR]: from np panels of NR-column float rows
+ * (src + p sps, rows x NR, ld apart): byte i of word (t, j) is row 4t + i quantized (rows past
+ * `rows` as 0.0f). */
+static void qquads(uint32_t *dst, size_t dps, const float *src, size_t ld, size_t sps, int np,
+                   int rows, int nq, const struct iseg__qact *p) {
 #if HAVE_X86
     if (use_avx2()) {
-        iseg__qquads_avx2(dst, src, ld, rows, nq, p);
+        iseg__qquads_avx2(dst, dps, src, ld, sps, np, rows, nq, p);
         return;
     }
 #endif
     uint8_t zq = iseg__qact_one(0.0f, p);
-    for (int t = 0; t < nq; t++)
-        for (int j = 0; j < NR; j++) {
-            uint32_t v = 0;
-            for (int i = 0; i < 4; i++) {
-                int     r = 4 * t + i;
-                uint8_t b = r < rows ? iseg__qact_one(src[(size_t)r * ld + j], p) : zq;
-                v |= (uint32_t)b << (8 * i);
+    for (int pi = 0; pi < np; pi++)
+        for (int t = 0; t < nq; t++)
+            for (int j = 0; j < NR; j++) {
+                uint32_t v = 0;
+                for (int i = 0; i < 4; i++) {
+                    int     r = 4 * t + i;
+                    uint8_t b = r < rows ? iseg__qact_one(src[pi * sps + (size_t)r * ld + j], p) : zq;
+                    v |= (uint32_t)b << (8 * i);
+                }
+                dst[pi * dps + (size_t)t * NR + j] = v;
             }
-            dst[(size_t)t * NR + j] = v;
-        }
 }
 
-/* dst[t][j] (nw x NR words) from NR-column float rows (rows x NR, ld apart): word (t, j) holds
- * rows 2t (low half) and 2t + 1 rounded to bf16 (rows past `rows` as 0.0f). */
-static void bpairs(uint32_t *dst, const float *src, size_t ld, int rows, int nw) {
+/* As qquads() for bf16: word (t, j) holds rows 2t (low half) and 2t + 1 rounded to bf16. */
+static void bpairs(uint32_t *dst, size_t dps, const float *src, size_t ld, size_t sps, int np,
+                   int rows, int nw) {
 #if HAVE_X86
     if (use_avx2()) {
-        iseg__bpairs_avx2(dst, src, ld, rows, nw);
+        iseg__bpairs_avx2(dst, dps, src, ld, sps, np, rows, nw);
         return;
     }
 #endif
-    for (int t = 0; t < nw; t++)
-        for (int j = 0; j < NR; j++) {
-            uint32_t lo = 2 * t < rows ? bf16_bits(src[(size_t)(2 * t) * ld + j]) : 0;
-            uint32_t hi = 2 * t + 1 < rows ? bf16_bits(src[(size_t)(2 * t + 1) * ld + j]) : 0;
-            dst[(size_t)t * NR + j] = lo | hi << 16;
-        }
+    for (int pi = 0; pi < np; pi++)
+        for (int t = 0; t < nw; t++)
+            for (int j = 0; j < NR; j++) {
+                const float *sp = src + pi * sps + j;
+                uint32_t     lo = 2 * t < rows ? bf16_bits(sp[(size_t)(2 * t) * ld]) : 0;
+                uint32_t     hi = 2 * t + 1 < rows ? bf16_bits(sp[(size_t)(2 * t + 1) * ld]) : 0;
+                dst[pi * dps + (size_t)t * NR + j] = lo | hi << 16;
+            }
 }
 
 struct qrows_ctx {
@@ -457,25 +462,21 @@ static void pack_qb(const struct qrun *x, uint32_t *dst, float *fbuf, int b, int
     for (int k = k_lo; k < k_hi; k += KCF) {
         int rows = k_end - k < KCF ? k_end - k : KCF; /* real rows (the rest: padding) */
         int nw   = (k_hi - k < KCF ? k_hi - k : KCF) / kpw;
-        int p0   = 0; /* panels converted straight from B */
-        if (B) {
-            for (; p0 < np && (p0 + 1) * NR <= nc; p0++) {
-                uint32_t    *dw  = dst + (size_t)p0 * kwc * NR + (size_t)((k - k_lo) / kpw) * NR;
-                const float *src = B + (size_t)k * d->ldb + n0 + p0 * NR;
-                if (q8) qquads(dw, src, d->ldb, rows, nw, &d->act);
-                else bpairs(dw, src, d->ldb, rows, nw);
-            }
+        size_t    dps = (size_t)kwc * NR;
+        uint32_t *dw  = dst + (size_t)((k - k_lo) / kpw) * NR;
+        int       p0  = B ? nc / NR : 0; /* whole panels converted straight from B */
+        if (p0) {
+            const float *src = B + (size_t)k * d->ldb + n0;
+            if (q8) qquads(dw, dps, src, d->ldb, NR, p0, rows, nw, &d->act);
+            else bpairs(dw, dps, src, d->ldb, NR, p0, rows, nw);
             if (p0 == np) continue;
         }
-        int ncp = nc - p0 * NR; /* the rest, through float panels */
-        if (B) pack_rows(fbuf, B, d->ldb, k, rows, n0 + p0 * NR, ncp);
+        /* the rest through float panels */
+        if (B) pack_rows(fbuf, B, d->ldb, k, rows, n0 + p0 * NR, nc - p0 * NR);
         else d->pack_b(d->pack_ctx, b, g, fbuf, k, rows, n0, nc, NR);
-        for (int p = p0; p < np; p++) {
-            uint32_t    *dw  = dst + (size_t)p * kwc * NR + (size_t)((k - k_lo) / kpw) * NR;
-            const float *src = fbuf + (size_t)(p - p0) * rows * NR;
-            if (q8) qquads(dw, src, NR, rows, nw, &d->act);
-            else bpairs(dw, src, NR, rows, nw);
-        }
+        size_t sps = (size_t)rows * NR;
+        if (q8) qquads(dw + p0 * dps, dps, fbuf, NR, sps, np - p0, rows, nw, &d->act);
+        else bpairs(dw + p0 * dps, dps, fbuf, NR, sps, np - p0, rows, nw);
     }
 }
 

@@ -118,26 +118,29 @@ TGT static inline __m256i quant8(__m256 x, __m256 inv, __m256 lo, __m256 hi, __m
     return _mm256_add_epi32(_mm256_cvtps_epi32(v), zp);
 }
 
-TGT void iseg__qquads_avx2(uint32_t *dst, const float *src, size_t ld, int rows, int nq,
-                           const struct iseg__qact *p) {
+TGT void iseg__qquads_avx2(uint32_t *dst, size_t dps, const float *src, size_t ld, size_t sps,
+                           int np, int rows, int nq, const struct iseg__qact *p) {
     __m256  inv = _mm256_set1_ps(p->inv), lo = _mm256_set1_ps((float)-p->zp);
     __m256  hi = _mm256_set1_ps(255.0f - (float)p->zp);
     __m256i zp = _mm256_set1_epi32(p->zp);
-    for (int t = 0; t < nq; t++) {
-        __m256i w0 = _mm256_setzero_si256(), w1 = w0;
-        for (int i = 0; i < 4; i++) {
-            int     r = 4 * t + i;
-            __m256i q0 = zp, q1 = zp; /* padding rows: quantized 0.0f */
-            if (r < rows) {
-                q0 = quant8(_mm256_loadu_ps(src + (size_t)r * ld), inv, lo, hi, zp);
-                q1 = quant8(_mm256_loadu_ps(src + (size_t)r * ld + 8), inv, lo, hi, zp);
+    for (int t = 0; t < nq; t++) /* quads outer: the 4 rows are read along their length */
+        for (int pi = 0; pi < np; pi++) {
+            const float *sp = src + pi * sps;
+            __m256i      w0 = _mm256_setzero_si256(), w1 = w0;
+            for (int i = 0; i < 4; i++) {
+                int     r = 4 * t + i;
+                __m256i q0 = zp, q1 = zp; /* padding rows: quantized 0.0f */
+                if (r < rows) {
+                    q0 = quant8(_mm256_loadu_ps(sp + (size_t)r * ld), inv, lo, hi, zp);
+                    q1 = quant8(_mm256_loadu_ps(sp + (size_t)r * ld + 8), inv, lo, hi, zp);
+                }
+                w0 = _mm256_or_si256(w0, _mm256_slli_epi32(q0, 8 * i));
+                w1 = _mm256_or_si256(w1, _mm256_slli_epi32(q1, 8 * i));
             }
-            w0 = _mm256_or_si256(w0, _mm256_slli_epi32(q0, 8 * i));
-            w1 = _mm256_or_si256(w1, _mm256_slli_epi32(q1, 8 * i));
+            uint32_t *dp = dst + pi * dps + (size_t)t * NR;
+            _mm256_storeu_si256((__m256i *)dp, w0);
+            _mm256_storeu_si256((__m256i *)(dp + 8), w1);
         }
-        _mm256_storeu_si256((__m256i *)(dst + (size_t)t * NR), w0);
-        _mm256_storeu_si256((__m256i *)(dst + (size_t)t * NR + 8), w1);
-    }
 }
 
 /* bf16 bits of 8 floats (iseg__bf16_round: nearest even, NaN kept) in the low halves */
@@ -149,16 +152,19 @@ TGT static inline __m256i bf16_bits8(__m256 v) {
     return _mm256_srli_epi32(r, 16);
 }
 
-TGT void iseg__bpairs_avx2(uint32_t *dst, const float *src, size_t ld, int rows, int nw) {
+TGT void iseg__bpairs_avx2(uint32_t *dst, size_t dps, const float *src, size_t ld, size_t sps,
+                           int np, int rows, int nw) {
     __m256i z = _mm256_setzero_si256();
     for (int t = 0; t < nw; t++)
-        for (int h = 0; h < NR; h += 8) {
-            int     r0 = 2 * t, r1 = 2 * t + 1;
-            __m256i lo = r0 < rows ? bf16_bits8(_mm256_loadu_ps(src + (size_t)r0 * ld + h)) : z;
-            __m256i hi = r1 < rows ? bf16_bits8(_mm256_loadu_ps(src + (size_t)r1 * ld + h)) : z;
-            _mm256_storeu_si256((__m256i *)(dst + (size_t)t * NR + h),
-                                _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16)));
-        }
+        for (int pi = 0; pi < np; pi++)
+            for (int h = 0; h < NR; h += 8) {
+                const float *sp = src + pi * sps + h;
+                int          r0 = 2 * t, r1 = 2 * t + 1;
+                __m256i lo = r0 < rows ? bf16_bits8(_mm256_loadu_ps(sp + (size_t)r0 * ld)) : z;
+                __m256i hi = r1 < rows ? bf16_bits8(_mm256_loadu_ps(sp + (size_t)r1 * ld)) : z;
+                _mm256_storeu_si256((__m256i *)(dst + pi * dps + (size_t)t * NR + h),
+                                    _mm256_or_si256(lo, _mm256_slli_epi32(hi, 16)));
+            }
 }
 
 TGT void iseg__qepi_avx2(const void *vacc, bool q8, float *c, size_t ldc, const float *c0,
