@@ -97,11 +97,12 @@ enum iseg_bn_stats iseg_bn_stats_from_name(const char *name);
 struct iseg_model_params {
     enum iseg_arch     arch;     /* ISEG_ARCH_AUTO by default */
     enum iseg_bn_stats bn_stats; /* ISEG_BN_STATS_AUTO by default */
-    /* ISEG_PRECISION_FP32 by default (torchvision parity). BF16: every convolution and linear
-     * layer but the stem in bf16 (nn.h); the transposed convolution and the mask logits stay
-     * f32. INT8: the 1x1 and strided convolutions (backbone, FPN laterals) and the box head's
-     * fully connected layers in int8; the stem, the 3x3 stride-1 convolutions (Winograd f32)
-     * and the predictors stay f32. */
+    /* ISEG_PRECISION_FP32 by default (torchvision parity). BF16: every convolution, linear
+     * layer and the mask head's transposed convolution in bf16 (nn.h), but the stem; the
+     * per-class mask logits stay f32. INT8: the 1x1 and strided convolutions (backbone, FPN
+     * laterals), the box head's fully connected layers and the mask head's transposed
+     * convolution in int8; the stem, the 3x3 stride-1 convolutions that f32 runs with
+     * Winograd, the predictors (RPN, box, mask logits) stay f32. */
     enum iseg_precision precision;
 };
 struct iseg_model_params iseg_model_default_params(void);

@@ -155,6 +155,13 @@ typedef struct iseg_deconv2d *iseg_deconv2d_t;
  * (packed). EINVAL for an inconsistent desc (torch's output_padding rule included); ENOMEM. */
 enum iseg_status iseg_deconv2d_init(iseg_deconv2d_t *c, const struct iseg_deconv2d_desc *d,
                                     const float *weight, const float *bias);
+/* As iseg_deconv2d_init() in a given precision (enum iseg_precision; INT8: each (output
+ * channel, tap) row of the weights has its own scale). */
+enum iseg_status iseg_deconv2d_init_precision(iseg_deconv2d_t *c,
+                                              const struct iseg_deconv2d_desc *d,
+                                              const float *weight, const float *bias,
+                                              enum iseg_precision p);
+enum iseg_precision iseg_deconv2d_precision(const iseg_deconv2d_t c);
 void iseg_deconv2d_free(iseg_deconv2d_t c); /* NULL is fine */
 /* y (B, cout, oh, ow) = act(deconv(x) + bias); x (B, cin, h, w). */
 void iseg_deconv2d_forward(iseg_engine_t e, const iseg_deconv2d_t c, float *y, const float *x,

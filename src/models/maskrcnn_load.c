@@ -414,7 +414,7 @@ static enum iseg_status bind_heads(struct binder *b, iseg_model_t m) {
                        (int64_t)MC);
         if (!st) {
             struct iseg_deconv2d_desc d = {MC, MC, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 1};
-            st = iseg_deconv2d_init(&m->mask_deconv, &d, dw, db);
+            st = iseg_deconv2d_init_precision(&m->mask_deconv, &d, dw, db, b->prec);
             if (st) fail(b, st, "roi_heads.mask_predictor.conv5_mask: cannot prepare");
         }
         iseg__free(dw);

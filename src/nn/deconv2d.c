@@ -3,7 +3,7 @@
  * in a fixed (ky, kx) order, plus bias and ReLU. Images are processed in slices so that the
  * column buffer stays bounded. When the kernel equals the stride (no padding, dilation or
  * output padding) the taps never overlap: a slice is one GEMM over all its images' pixels and
- * col2im is a scatter. */
+ * col2im is a scatter. In bf16 and int8 the GEMM is the word GEMM (nn_impl.h). */
 #include <string.h>
 
 #include "nn/nn_impl.h"
@@ -13,9 +13,11 @@
 struct iseg_deconv2d {
     struct iseg_deconv2d_desc d;
     int                       M, K; /* per group: cout/g kh kw, cin/g */
-    float                    *pa;
+    float                    *pa;   /* FP32 */
     size_t                    pa_gs;
     float                    *bias;
+    enum iseg_precision       prec;
+    struct iseg__qweights     q;    /* BF16, INT8: the GEMM's A (per group M x K), converted */
 };
 
 void iseg_deconv2d_out_hw(const struct iseg_deconv2d_desc *d, int h, int w, int *oh, int *ow) {
@@ -26,8 +28,18 @@ void iseg_deconv2d_out_hw(const struct iseg_deconv2d_desc *d, int h, int w, int 
 
 enum iseg_status iseg_deconv2d_init(iseg_deconv2d_t *out, const struct iseg_deconv2d_desc *d,
                                     const float *weight, const float *bias) {
+    return iseg_deconv2d_init_precision(out, d, weight, bias, ISEG_PRECISION_FP32);
+}
+
+enum iseg_precision iseg_deconv2d_precision(const iseg_deconv2d_t c) { return c->prec; }
+
+enum iseg_status iseg_deconv2d_init_precision(iseg_deconv2d_t *out,
+                                              const struct iseg_deconv2d_desc *d,
+                                              const float *weight, const float *bias,
+                                              enum iseg_precision prec) {
     ISEG_ASSERT(out && d && weight);
     *out = NULL;
+    if (prec < 0 || prec >= ISEG_PRECISION_COUNT) return ISEG_STATUS_EINVAL;
     if (d->cin < 1 || d->cout < 1 || d->kh < 1 || d->kw < 1 || d->stride_h < 1 ||
         d->stride_w < 1 || d->pad_h < 0 || d->pad_w < 0 || d->dil_h < 1 || d->dil_w < 1 ||
         d->groups < 1 || d->cin % d->groups || d->cout % d->groups || d->out_pad_h < 0 ||
@@ -41,12 +53,29 @@ enum iseg_status iseg_deconv2d_init(iseg_deconv2d_t *out, const struct iseg_deco
     c->M     = d->cout / d->groups * d->kh * d->kw;
     c->K     = d->cin / d->groups;
     c->pa_gs = iseg__gemm_packed_a_size(c->M, c->K);
-    c->pa    = iseg__malloc_array(c->pa_gs * (size_t)d->groups, sizeof(float));
-    if (!c->pa) goto fail;
-    /* weight (cin, cout/g, kh, kw): group g's A (M, K) is element (m, k) = W[g K + k][m] */
-    for (int g = 0; g < d->groups; g++)
-        iseg__gemm_pack_a(c->pa + g * c->pa_gs, weight + (size_t)g * c->K * c->M, (size_t)c->M,
-                          true, c->M, c->K);
+    c->prec  = prec;
+    if (prec != ISEG_PRECISION_FP32) {
+        /* A row-major for the word GEMM: element (m, k) of group g = W[g K + k][m] */
+        size_t n  = (size_t)d->groups * c->M * c->K;
+        float *wt = iseg__malloc_array(n, sizeof(float));
+        if (!wt) goto fail;
+        for (int g = 0; g < d->groups; g++)
+            for (int m = 0; m < c->M; m++)
+                for (int k = 0; k < c->K; k++)
+                    wt[((size_t)g * c->M + m) * c->K + k] =
+                        weight[((size_t)g * c->K + k) * c->M + m];
+        enum iseg__qkind kind = prec == ISEG_PRECISION_INT8 ? ISEG_QKIND_INT8 : ISEG_QKIND_BF16;
+        enum iseg_status st   = iseg__qweights_init(&c->q, kind, wt, c->M, c->K, d->groups);
+        iseg__free(wt);
+        if (st) goto fail;
+    } else {
+        c->pa = iseg__malloc_array(c->pa_gs * (size_t)d->groups, sizeof(float));
+        if (!c->pa) goto fail;
+        /* weight (cin, cout/g, kh, kw): group g's A (M, K) is element (m, k) = W[g K + k][m] */
+        for (int g = 0; g < d->groups; g++)
+            iseg__gemm_pack_a(c->pa + g * c->pa_gs, weight + (size_t)g * c->K * c->M,
+                              (size_t)c->M, true, c->M, c->K);
+    }
     if (bias) {
         c->bias = iseg__malloc_array((size_t)d->cout, sizeof(float));
         if (!c->bias) goto fail;
@@ -63,6 +92,7 @@ void iseg_deconv2d_free(iseg_deconv2d_t c) {
     if (!c) return;
     iseg__free(c->pa);
     iseg__free(c->bias);
+    iseg__qweights_free(&c->q);
     iseg__free(c);
 }
 
@@ -125,6 +155,30 @@ static void col2im_task(void *vctx, size_t item, int ith) {
             if (s->relu && v < 0.0f) v = 0.0f;
             yp[(size_t)oy * s->ow + ox] = v;
         }
+}
+
+/* cols = A . B for a slice: the SGEMM on the packed weights, or the word GEMM (bf16, int8:
+ * the activations of x quantized over the whole input, so that every slice shares a scale) */
+static void cols_gemm(iseg_engine_t e, const iseg_deconv2d_t c, const struct iseg__qact *act,
+                      int N, int n_b, iseg__pack_b_fn pack, const void *ctx, float *cols,
+                      size_t ldc, ptrdiff_t c_bs) {
+    const struct iseg_deconv2d_desc *d = &c->d;
+    if (c->prec != ISEG_PRECISION_FP32) {
+        struct iseg__qgemm_desc q;
+        memset(&q, 0, sizeof(q));
+        q.M = c->M, q.N = N, q.K = c->K, q.n_b = n_b, q.n_g = d->groups;
+        q.w = &c->q, q.act = *act, q.pack_b = pack, q.pack_ctx = ctx;
+        q.C = cols, q.ldc = ldc, q.c_bs = c_bs, q.c_gs = (ptrdiff_t)((size_t)c->M * ldc);
+        iseg__qgemm_run(e, &q);
+        return;
+    }
+    struct iseg__gemm_desc g;
+    memset(&g, 0, sizeof(g));
+    g.M = c->M, g.N = N, g.K = c->K, g.n_b = n_b, g.n_g = d->groups;
+    g.pa = c->pa, g.pa_gs = (ptrdiff_t)c->pa_gs;
+    g.pack_b = pack, g.pack_ctx = ctx;
+    g.C = cols, g.ldc = ldc, g.c_bs = c_bs, g.c_gs = (ptrdiff_t)((size_t)c->M * ldc);
+    iseg__gemm_run(e, &g);
 }
 
 /* ---- kernel == stride: taps never overlap ------------------------------------------------ */
@@ -196,7 +250,7 @@ static void scatter_task(void *vctx, size_t item, int ith) {
 }
 
 static void forward_no_overlap(iseg_engine_t e, const iseg_deconv2d_t c, float *y, const float *x,
-                               int B, int h, int w, bool relu) {
+                               int B, int h, int w, bool relu, const struct iseg__qact *act) {
     const struct iseg_deconv2d_desc *d = &c->d;
     size_t hw        = (size_t)h * w;
     size_t per_image = (size_t)d->groups * c->M * hw;
@@ -211,13 +265,7 @@ static void forward_no_overlap(iseg_engine_t e, const iseg_deconv2d_t c, float *
         size_t             ldc = (size_t)n * hw;
         struct dense_batch s   = {x + (size_t)b0 * d->cin * hw, hw, (size_t)d->cin * hw,
                                   (size_t)c->K * hw};
-        struct iseg__gemm_desc g;
-        memset(&g, 0, sizeof(g));
-        g.M = c->M, g.N = (int)ldc, g.K = c->K, g.n_b = 1, g.n_g = d->groups;
-        g.pa = c->pa, g.pa_gs = (ptrdiff_t)c->pa_gs;
-        g.pack_b = pack_x_batch, g.pack_ctx = &s;
-        g.C = cols, g.ldc = ldc, g.c_gs = (ptrdiff_t)((size_t)c->M * ldc);
-        iseg__gemm_run(e, &g);
+        cols_gemm(e, c, act, (int)ldc, 1, pack_x_batch, &s, cols, ldc, 0);
         struct scatter sc = {c, cols, ldc, y + (size_t)b0 * d->cout * oh * ow, h, w, oh, ow, relu};
         iseg__engine_run(e, (size_t)n * d->cout, scatter_task, &sc);
     }
@@ -227,10 +275,16 @@ void iseg_deconv2d_forward(iseg_engine_t e, const iseg_deconv2d_t c, float *y, c
                            int B, int h, int w, enum iseg_act act) {
     ISEG_ASSERT(e && c && y && x && B >= 1 && h >= 1 && w >= 1);
     const struct iseg_deconv2d_desc *d = &c->d;
+    struct iseg__qact qa = {1.0f, 1.0f, 0};
+    if (c->prec == ISEG_PRECISION_INT8) {
+        float lo, hi;
+        iseg__minmax(e, x, (size_t)B * d->cin * h * w, &lo, &hi);
+        qa = iseg__qact_from_range(lo, hi);
+    }
     /* the mask head's 2x2 stride-2 upsampling: one GEMM per slice and a scatter, no col2im */
     if (d->kh == d->stride_h && d->kw == d->stride_w && d->pad_h == 0 && d->pad_w == 0 &&
         d->dil_h == 1 && d->dil_w == 1 && d->out_pad_h == 0 && d->out_pad_w == 0) {
-        forward_no_overlap(e, c, y, x, B, h, w, act == ISEG_ACT_RELU);
+        forward_no_overlap(e, c, y, x, B, h, w, act == ISEG_ACT_RELU, &qa);
         return;
     }
     int oh, ow;
@@ -245,13 +299,7 @@ void iseg_deconv2d_forward(iseg_engine_t e, const iseg_deconv2d_t c, float *y, c
         int          n  = B - b0 < nb ? B - b0 : nb;
         struct dense s  = {x + (size_t)b0 * d->cin * hw, hw, (size_t)d->cin * hw,
                            (size_t)c->K * hw};
-        struct iseg__gemm_desc g;
-        memset(&g, 0, sizeof(g));
-        g.M = c->M, g.N = (int)hw, g.K = c->K, g.n_b = n, g.n_g = d->groups;
-        g.pa = c->pa, g.pa_gs = (ptrdiff_t)c->pa_gs;
-        g.pack_b = pack_x, g.pack_ctx = &s;
-        g.C = cols, g.ldc = hw, g.c_bs = (ptrdiff_t)per_image, g.c_gs = (ptrdiff_t)((size_t)c->M * hw);
-        iseg__gemm_run(e, &g);
+        cols_gemm(e, c, &qa, (int)hw, n, pack_x, &s, cols, hw, (ptrdiff_t)per_image);
         struct col2im ci = {c, cols, y + (size_t)b0 * d->cout * oh * ow, h, w, oh, ow,
                             act == ISEG_ACT_RELU};
         iseg__engine_run(e, (size_t)n * d->cout, col2im_task, &ci);

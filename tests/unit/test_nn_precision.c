@@ -257,6 +257,59 @@ TEST(conv2d_bf16_vs_ref) {
     iseg_engine_free(e3);
 }
 
+/* Transposed convolution in bf16 and int8: the mask head's 2x2/2 (no overlap, slices of many
+ * images) and overlapping ones (padding, dilation, groups, output padding); against the f32
+ * oracle (bf16: on rounded operands), bit-identical for 1 and 3 threads. */
+TEST(deconv2d_precision_vs_ref) {
+    static const struct iseg_deconv2d_desc ds[] = {
+        {16, 12, 2, 2, 2, 2, 0, 0, 0, 0, 1, 1, 1},  /* mask head */
+        {6, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1},    /* overlapping, output padding */
+        {8, 6, 3, 2, 1, 2, 1, 0, 0, 1, 2, 1, 2},    /* dilation, groups */
+    };
+    static const int dims[][3] = {{7, 5, 4}, {2, 6, 7}, {3, 5, 5}}; /* B, h, w */
+    uint64_t      st = 31;
+    iseg_engine_t e1, e3;
+    ASSERT_OK(iseg_engine_init(&e1, 1));
+    ASSERT_OK(iseg_engine_init(&e3, 3));
+    for (size_t ii = 0; ii < sizeof(ISAS) / sizeof(ISAS[0]); ii++) {
+        if (iseg__gemm_force(ISAS[ii])->isa != ISAS[ii]) continue;
+        for (size_t i = 0; i < sizeof(ds) / sizeof(ds[0]); i++)
+            for (int p = ISEG_PRECISION_BF16; p < ISEG_PRECISION_COUNT; p++) {
+                const struct iseg_deconv2d_desc *d = &ds[i];
+                int B = dims[i][0], h = dims[i][1], w = dims[i][2], oh, ow;
+                iseg_deconv2d_out_hw(d, h, w, &oh, &ow);
+                size_t nw = (size_t)d->cin * (d->cout / d->groups) * d->kh * d->kw;
+                size_t nx = (size_t)B * d->cin * h * w, ny = (size_t)B * d->cout * oh * ow;
+                float *wt = rnd(nw, &st, false), *b = rnd((size_t)d->cout, &st, false);
+                float *x = rnd(nx, &st, i == 0); /* the mask head's input follows a ReLU */
+                float *y1 = test_falloc_nan(ny), *y3 = test_falloc_nan(ny), *yr = test_falloc_nan(ny);
+                iseg_deconv2d_t c;
+                ASSERT_OK(iseg_deconv2d_init_precision(&c, d, wt, b, (enum iseg_precision)p));
+                ASSERT_EQ_INT(iseg_deconv2d_precision(c), p);
+                iseg_deconv2d_forward(e1, c, y1, x, B, h, w, ISEG_ACT_RELU);
+                iseg_deconv2d_forward(e3, c, y3, x, B, h, w, ISEG_ACT_RELU);
+                char what[96];
+                snprintf(what, sizeof(what), "%s deconv %zu (%s)",
+                         iseg_precision_name((enum iseg_precision)p), i, iseg__gemm_kernel()->name);
+                ASSERT_MSG(memcmp(y1, y3, ny * sizeof(float)) == 0, "%s: threads differ", what);
+                if (p == ISEG_PRECISION_BF16) {
+                    round_bf16(wt, nw);
+                    round_bf16(x, nx);
+                }
+                iseg_deconv2d_forward_ref(yr, x, wt, b, d, B, h, w, ISEG_ACT_RELU);
+                double err = test_nmse(y1, yr, ny);
+                ASSERT_MSG(err < (p == ISEG_PRECISION_BF16 ? 1e-10 : 2e-3), "%s: NMSE %g", what,
+                           err);
+                iseg_deconv2d_free(c);
+                free(wt), free(b), free(x), free(y1), free(y3), free(yr);
+            }
+    }
+    iseg__gemm_force(ISEG_GEMM_ISA_AUTO);
+    ASSERT_OK(iseg_engine_take_error(e1));
+    iseg_engine_free(e1);
+    iseg_engine_free(e3);
+}
+
 #ifdef ISEG_HAVE_SIMDE
 void iseg__kernel_avx512_simde(int kc, const float *a, const float *b, float *c, size_t ldc,
                                const float *c0, size_t ldc0, const struct iseg__gemm_epi *epi);
@@ -450,6 +503,7 @@ TEST_LIST = {
     TEST_ENTRY(conv2d_int8_vs_ref),
     TEST_ENTRY(conv2d_bf16_vs_ref),
     TEST_ENTRY(linear_int8_bf16_vs_ref),
+    TEST_ENTRY(deconv2d_precision_vs_ref),
     TEST_ENTRY(word_kernels_vs_portable),
     TEST_ENTRY(sgemm_avx512_kernel_simde),
     TEST_END,
