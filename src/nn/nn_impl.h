@@ -274,14 +274,18 @@ void iseg__qgemm_run(iseg_engine_t e, const struct iseg__qgemm_desc *d);
 
 /* ---- bf16 ---------------------------------------------------------------------------------- */
 
-/* x rounded to the nearest bfloat16 (ties to even; NaN stays NaN), as a float. */
-static inline float iseg__bf16_round(float x) {
+/* The bfloat16 nearest x (ties to even), as its 16 bits; a NaN stays a NaN (quieted: its
+ * payload may lie in the bits that are dropped). */
+static inline uint16_t iseg__bf16_bits(float x) {
     union { float f; uint32_t u; } v = {x};
-    if ((v.u & 0x7f800000u) == 0x7f800000u && (v.u & 0x7fffffu)) return x; /* NaN */
-    v.u = (v.u + 0x7fffu + ((v.u >> 16) & 1u)) & 0xffff0000u;
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u | 0x00400000u) >> 16);
+    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
+/* x rounded to the nearest bfloat16, as a float. */
+static inline float iseg__bf16_round(float x) {
+    union { uint32_t u; float f; } v = {(uint32_t)iseg__bf16_bits(x) << 16};
     return v.f;
 }
-/* Round n floats in place (AVX2 when available). */
 void iseg__bf16_round_n(float *x, size_t n);
 
 /* ---- Winograd (winograd.c) ---------------------------------------------------------------- */

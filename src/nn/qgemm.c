@@ -36,11 +36,6 @@ void iseg__bf16_round_avx2(float *x, size_t n);
 
 static bool use_avx2(void) { return iseg__gemm_kernel()->isa >= ISEG_GEMM_ISA_AVX2; }
 
-/* the bf16 bits of x rounded (iseg__bf16_round) */
-static inline uint32_t bf16_bits(float x) {
-    union { float f; uint32_t u; } v = {iseg__bf16_round(x)};
-    return v.u >> 16;
-}
 
 /* ---- quantization ------------------------------------------------------------------------- */
 
@@ -98,8 +93,8 @@ enum iseg_status iseg__qweights_init(struct iseg__qweights *q, enum iseg__qkind 
             uint32_t *dst = q->pa + g * q->pa_gs + (size_t)(m / MR) * q->Kw * MR + m % MR;
             if (kind == ISEG_QKIND_BF16) {
                 for (int t = 0; t < q->Kw; t++) {
-                    uint32_t lo = bf16_bits(wr[2 * t]);
-                    uint32_t hi = 2 * t + 1 < K ? bf16_bits(wr[2 * t + 1]) : 0;
+                    uint32_t lo = iseg__bf16_bits(wr[2 * t]);
+                    uint32_t hi = 2 * t + 1 < K ? iseg__bf16_bits(wr[2 * t + 1]) : 0;
                     dst[(size_t)t * MR] = lo | hi << 16;
                 }
                 continue;
@@ -231,8 +226,8 @@ static void bpairs(uint32_t *dst, size_t dps, const float *src, size_t ld, size_
         for (int t = 0; t < nw; t++)
             for (int j = 0; j < NR; j++) {
                 const float *sp = src + pi * sps + j;
-                uint32_t     lo = 2 * t < rows ? bf16_bits(sp[(size_t)(2 * t) * ld]) : 0;
-                uint32_t     hi = 2 * t + 1 < rows ? bf16_bits(sp[(size_t)(2 * t + 1) * ld]) : 0;
+                uint32_t     lo = 2 * t < rows ? iseg__bf16_bits(sp[(size_t)(2 * t) * ld]) : 0;
+                uint32_t     hi = 2 * t + 1 < rows ? iseg__bf16_bits(sp[(size_t)(2 * t + 1) * ld]) : 0;
                 dst[pi * dps + (size_t)t * NR + j] = lo | hi << 16;
             }
 }
@@ -253,8 +248,8 @@ static void qrows_task(void *vctx, size_t item, int ith) {
     const float *x = c->x + item * (size_t)c->K;
     if (c->kind == ISEG_QKIND_BF16) {
         for (size_t t = 0; t < c->ld; t++) {
-            uint32_t lo = 2 * t < (size_t)c->K ? bf16_bits(x[2 * t]) : 0;
-            uint32_t hi = 2 * t + 1 < (size_t)c->K ? bf16_bits(x[2 * t + 1]) : 0;
+            uint32_t lo = 2 * t < (size_t)c->K ? iseg__bf16_bits(x[2 * t]) : 0;
+            uint32_t hi = 2 * t + 1 < (size_t)c->K ? iseg__bf16_bits(x[2 * t + 1]) : 0;
             d[t]        = lo | hi << 16;
         }
         return;

@@ -143,12 +143,15 @@ TGT void iseg__qquads_avx2(uint32_t *dst, size_t dps, const float *src, size_t l
         }
 }
 
-/* bf16 bits of 8 floats (iseg__bf16_round: nearest even, NaN kept) in the low halves */
+/* iseg__bf16_bits() of 8 floats, in the low halves of the lanes */
 TGT static inline __m256i bf16_bits8(__m256 v) {
     const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff);
+    const __m256i quiet = _mm256_set1_epi32(0x00400000);
     __m256i       u = _mm256_castps_si256(v);
     __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(u, 16), one)));
-    r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r), v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    __m256  nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q); /* NaN: quieted, not rounded */
+    r = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r),
+                                             _mm256_castsi256_ps(_mm256_or_si256(u, quiet)), nan));
     return _mm256_srli_epi32(r, 16);
 }
 

@@ -107,6 +107,13 @@ TEST(bf16_round_hand) {
     ASSERT_EQ_DBL(iseg__bf16_round(-3.0f), -3.0);
     ASSERT_EQ_DBL(iseg__bf16_round(INFINITY), INFINITY);
     ASSERT(isnan(iseg__bf16_round(NAN)));
+    /* a NaN whose payload lies only in the dropped bits stays a NaN (not infinity) */
+    {
+        union { uint32_t u; float f; } nl = {0xff800001u};
+        uint16_t bits = iseg__bf16_bits(nl.f);
+        ASSERT_MSG((bits & 0x7f80u) == 0x7f80u && (bits & 0x7fu) != 0 && (bits & 0x8000u),
+                   "bf16 bits of NaN 0xff800001: 0x%04x", bits);
+    }
     ASSERT_EQ_DBL(iseg__bf16_round(FLT_MAX), INFINITY); /* rounds past the largest bf16 */
     /* the vector rounding equals the scalar one on random bit patterns (NaNs included) */
     uint64_t st = 3;
