@@ -150,8 +150,8 @@ static enum iseg_status conv_init(iseg_conv2d_t *out, const struct iseg_conv2d_d
     if (prec != ISEG_PRECISION_FP32) {
         /* the word GEMM; never Winograd (in bf16, rounding the transformed tiles would cost
          * F(4,3) ~100x the error of direct bf16 products: NMSE 3e-4 against 3e-6) */
-        enum iseg__qkind k = prec == ISEG_PRECISION_INT8 ? ISEG_QKIND_INT8 : ISEG_QKIND_BF16;
-        if (iseg__qweights_init(&c->q, k, weight, c->M, c->K, d->groups)) goto fail;
+        if (iseg__qweights_init(&c->q, iseg__qkind_of(prec), weight, c->M, c->K, d->groups))
+            goto fail;
         *out = c;
         return ISEG_STATUS_OK;
     }
@@ -459,11 +459,8 @@ void iseg_conv2d_forward(iseg_engine_t e, const iseg_conv2d_t c, float *y, const
         /* image by image (the word GEMM has no batched columns) */
         struct iseg__qgemm_desc q;
         memset(&q, 0, sizeof(q));
-        if (c->prec == ISEG_PRECISION_INT8) {
-            float lo, hi;
-            iseg__minmax(e, x, (size_t)B * d->cin * h * w, &lo, &hi);
-            q.act = iseg__qact_from_range(lo, hi);
-        }
+        if (c->prec == ISEG_PRECISION_INT8)
+            q.act = iseg__qact_of(e, x, (size_t)B * d->cin * h * w);
         q.M = c->M, q.N = (int)ohw, q.K = c->K, q.n_b = B, q.n_g = d->groups;
         q.w = &c->q;
         if (s.direct) { /* 1x1: B is x itself */
@@ -563,7 +560,8 @@ void iseg_conv2d_forward_int8_ref(float *y, const float *x, const float *weight,
                                 int   iy = oy * d->stride_h - d->pad_h + ky * d->dil_h;
                                 int   ix = ox * d->stride_w - d->pad_w + kx * d->dil_w;
                                 bool  in = iy >= 0 && iy < h && ix >= 0 && ix < w;
-                                float xv = in ? x[(((size_t)b * d->cin + g * cin_g + ci) * h + iy) * w + ix] : 0.0f;
+                                size_t xi = (((size_t)b * d->cin + g * cin_g + ci) * h + iy) * w + ix;
+                                float  xv = in ? x[xi] : 0.0f;
                                 int   qx = iseg__qact_one(xv, &p);
                                 acc += qw[(ci * d->kh + ky) * d->kw + kx] * (qx - p.zp);
                             }

@@ -64,8 +64,8 @@ enum iseg_status iseg_deconv2d_init_precision(iseg_deconv2d_t *out,
                 for (int k = 0; k < c->K; k++)
                     wt[((size_t)g * c->M + m) * c->K + k] =
                         weight[((size_t)g * c->K + k) * c->M + m];
-        enum iseg__qkind kind = prec == ISEG_PRECISION_INT8 ? ISEG_QKIND_INT8 : ISEG_QKIND_BF16;
-        enum iseg_status st   = iseg__qweights_init(&c->q, kind, wt, c->M, c->K, d->groups);
+        enum iseg_status st =
+            iseg__qweights_init(&c->q, iseg__qkind_of(prec), wt, c->M, c->K, d->groups);
         iseg__free(wt);
         if (st) goto fail;
     } else {
@@ -276,11 +276,8 @@ void iseg_deconv2d_forward(iseg_engine_t e, const iseg_deconv2d_t c, float *y, c
     ISEG_ASSERT(e && c && y && x && B >= 1 && h >= 1 && w >= 1);
     const struct iseg_deconv2d_desc *d = &c->d;
     struct iseg__qact qa = {1.0f, 1.0f, 0};
-    if (c->prec == ISEG_PRECISION_INT8) {
-        float lo, hi;
-        iseg__minmax(e, x, (size_t)B * d->cin * h * w, &lo, &hi);
-        qa = iseg__qact_from_range(lo, hi);
-    }
+    if (c->prec == ISEG_PRECISION_INT8)
+        qa = iseg__qact_of(e, x, (size_t)B * d->cin * h * w);
     /* the mask head's 2x2 stride-2 upsampling: one GEMM per slice and a scatter, no col2im */
     if (d->kh == d->stride_h && d->kw == d->stride_w && d->pad_h == 0 && d->pad_w == 0 &&
         d->dil_h == 1 && d->dil_w == 1 && d->out_pad_h == 0 && d->out_pad_w == 0) {

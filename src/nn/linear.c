@@ -32,8 +32,7 @@ enum iseg_status iseg_linear_init_precision(iseg_linear_t *out, int in, int n_ou
     l->prec = p;
     l->nr   = iseg__gemm_kernel()->nr;
     if (p != ISEG_PRECISION_FP32) {
-        enum iseg__qkind k = p == ISEG_PRECISION_INT8 ? ISEG_QKIND_INT8 : ISEG_QKIND_BF16;
-        if (iseg__qweights_init(&l->q, k, weight, n_out, in, 1)) goto fail;
+        if (iseg__qweights_init(&l->q, iseg__qkind_of(p), weight, n_out, in, 1)) goto fail;
     } else {
         l->pb = iseg__malloc_array(iseg__gemm_packed_b_size(n_out, in, l->nr), sizeof(float));
         if (!l->pb) goto fail;
@@ -69,11 +68,7 @@ void iseg_linear_forward(iseg_engine_t e, const iseg_linear_t l, float *y, const
         if (N == 0) return;
         struct iseg__qgemm_desc q;
         memset(&q, 0, sizeof(q));
-        if (l->prec == ISEG_PRECISION_INT8) {
-            float lo, hi;
-            iseg__minmax(e, x, (size_t)N * l->in, &lo, &hi);
-            q.act = iseg__qact_from_range(lo, hi);
-        }
+        if (l->prec == ISEG_PRECISION_INT8) q.act = iseg__qact_of(e, x, (size_t)N * l->in);
         q.M = l->out, q.N = N, q.K = l->in, q.n_b = 1, q.n_g = 1, q.w = &l->q;
         q.qb_ld     = (size_t)l->q.Kw;
         uint32_t *qx = (uint32_t *)iseg__engine_shared(e, q.qb_ld * (size_t)N * 4);

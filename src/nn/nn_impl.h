@@ -174,6 +174,10 @@ void iseg__gemm_run(iseg_engine_t e, const struct iseg__gemm_desc *d);
 
 enum iseg__qkind { ISEG_QKIND_INT8 = 0, ISEG_QKIND_BF16 };
 static inline int iseg__qkind_kpw(enum iseg__qkind k) { return k == ISEG_QKIND_INT8 ? 4 : 2; }
+/* The word format of a reduced precision (BF16 or INT8). */
+static inline enum iseg__qkind iseg__qkind_of(enum iseg_precision p) {
+    return p == ISEG_PRECISION_INT8 ? ISEG_QKIND_INT8 : ISEG_QKIND_BF16;
+}
 
 /* For nt < n_nt: tile nt's accumulator acc + nt MR NR (int32 for INT8, float for BF16; MR x NR
  * row-major) = (init ? 0 : itself) + sum over kw words of a . b, with a [kw][MR] words and tile
@@ -198,6 +202,11 @@ void iseg__qkernel_bf16_avx2(int kw, const uint32_t *a, const uint32_t *b, size_
                              int n_nt, void *acc, bool init);
 void iseg__qkernel_bf16_avx512(int kw, const uint32_t *a, const uint32_t *b, size_t b_ps,
                                int n_nt, void *acc, bool init); /* avx512f + avx512bf16 */
+/* AVX2 conversion of np panels of NR-column float rows (src + p sps, rows x NR, ld apart) into
+ * bf16 pair words (dst + p dps, [nw][NR]): word (t, j) holds rows 2t (low half) and 2t + 1 as
+ * iseg__bf16_bits() (rows past `rows`: 0). */
+void iseg__bpairs_avx2(uint32_t *dst, size_t dps, const float *src, size_t ld, size_t sps,
+                       int np, int rows, int nw);
 /* The kernel of a kind in use: the best the CPU has, within the ISA iseg__gemm_force() set
  * (ISEG_GEMM_ISA_C: portable; AVX2; AVX512: the AVX-512 kernel when the CPU has VNNI (int8) or
  * BF16 (bf16), else AVX2). */
@@ -237,6 +246,8 @@ static inline uint8_t iseg__qact_one(float x, const struct iseg__qact *p) {
 /* The parameters for a tensor x (n) from its range found by a plain loop (the _ref oracles';
  * the operators use iseg__minmax()). */
 struct iseg__qact iseg__qact_of_ref(const float *x, size_t n);
+/* The parameters for a tensor x (n) from its range (iseg__minmax, on e's threads). */
+struct iseg__qact iseg__qact_of(iseg_engine_t e, const float *x, size_t n);
 /* Smallest and largest of x (n) on the engine's threads (NaN ignored). */
 void iseg__minmax(iseg_engine_t e, const float *x, size_t n, float *lo, float *hi);
 /* x (N, K) converted into rows of ld >= ceil(K / kpw) words (INT8: quantized with p; BF16:
@@ -247,8 +258,9 @@ void iseg__qrows(iseg_engine_t e, enum iseg__qkind kind, uint32_t *dst, size_t l
 /* The word GEMM: C[b,g] (M, N) = C0 + dequant(W . X), + bias, relu (that order); dequant:
  * INT8 (acc - zp wsum) * (act.scale * w.scale), BF16 the sum itself. X: float blocks from
  * pack_b (as the SGEMM packs them, nr ISEG_QGEMM_NR), converted by the driver; or a row-major
- * float matrix B, converted straight from its rows; or converted columns (qb: column n's words at qb + n qb_ld, e.g. from iseg__qrows). c_trans: element (m, n)
- * of C (and C0) is at n * ldc + m. Bit-identical for any thread count. */
+ * float matrix B, converted straight from its rows; or converted columns (qb: column n's words
+ * at qb + n qb_ld, e.g. from iseg__qrows). c_trans: element (m, n) of C (and C0) is at
+ * n * ldc + m. Bit-identical for any thread count. */
 struct iseg__qgemm_desc {
     int                          M, N, K, n_b, n_g;
     const struct iseg__qweights *w;
@@ -286,7 +298,6 @@ static inline float iseg__bf16_round(float x) {
     union { uint32_t u; float f; } v = {(uint32_t)iseg__bf16_bits(x) << 16};
     return v.f;
 }
-void iseg__bf16_round_n(float *x, size_t n);
 
 /* ---- Winograd (winograd.c) ---------------------------------------------------------------- */
 

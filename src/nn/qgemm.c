@@ -26,16 +26,20 @@
 /* AVX2 helpers (qgemm_avx2.c) */
 void iseg__qquads_avx2(uint32_t *dst, size_t dps, const float *src, size_t ld, size_t sps,
                        int np, int rows, int nq, const struct iseg__qact *p);
-void iseg__bpairs_avx2(uint32_t *dst, size_t dps, const float *src, size_t ld, size_t sps,
-                       int np, int rows, int nw);
 void iseg__qepi_avx2(const void *acc, bool q8, float *c, size_t ldc, const float *c0, size_t ldc0,
                      const float *s, const int32_t *comp, const float *bias, bool relu);
 void iseg__qact_row_avx2(uint8_t *dst, const float *x, size_t n, const struct iseg__qact *p);
 void iseg__minmax_avx2(const float *x, size_t n, float *lo, float *hi);
-void iseg__bf16_round_avx2(float *x, size_t n);
 
 static bool use_avx2(void) { return iseg__gemm_kernel()->isa >= ISEG_GEMM_ISA_AVX2; }
 
+
+/* The word of x[k stride] (low half) and x[(k + 1) stride] in bf16, each 0 past n. */
+static inline uint32_t bf16_pair(const float *x, size_t stride, size_t k, size_t n) {
+    uint32_t lo = k < n ? iseg__bf16_bits(x[k * stride]) : 0;
+    uint32_t hi = k + 1 < n ? iseg__bf16_bits(x[(k + 1) * stride]) : 0;
+    return lo | hi << 16;
+}
 
 /* ---- quantization ------------------------------------------------------------------------- */
 
@@ -92,11 +96,8 @@ enum iseg_status iseg__qweights_init(struct iseg__qweights *q, enum iseg__qkind 
             /* panel m / MR, lane m % MR: word t holds k = kpw t.., the lowest k first */
             uint32_t *dst = q->pa + g * q->pa_gs + (size_t)(m / MR) * q->Kw * MR + m % MR;
             if (kind == ISEG_QKIND_BF16) {
-                for (int t = 0; t < q->Kw; t++) {
-                    uint32_t lo = iseg__bf16_bits(wr[2 * t]);
-                    uint32_t hi = 2 * t + 1 < K ? iseg__bf16_bits(wr[2 * t + 1]) : 0;
-                    dst[(size_t)t * MR] = lo | hi << 16;
-                }
+                for (int t = 0; t < q->Kw; t++)
+                    dst[(size_t)t * MR] = bf16_pair(wr, 1, 2 * (size_t)t, (size_t)K);
                 continue;
             }
             memset(row, 0, (size_t)q->Kw * 4);
@@ -141,6 +142,12 @@ struct iseg__qact iseg__qact_of_ref(const float *x, size_t n) {
         if (!any || v > hi) hi = v;
         any = true;
     }
+    return iseg__qact_from_range(lo, hi);
+}
+
+struct iseg__qact iseg__qact_of(iseg_engine_t e, const float *x, size_t n) {
+    float lo, hi;
+    iseg__minmax(e, x, n, &lo, &hi);
     return iseg__qact_from_range(lo, hi);
 }
 
@@ -206,7 +213,8 @@ static void qquads(uint32_t *dst, size_t dps, const float *src, size_t ld, size_
                 uint32_t v = 0;
                 for (int i = 0; i < 4; i++) {
                     int     r = 4 * t + i;
-                    uint8_t b = r < rows ? iseg__qact_one(src[pi * sps + (size_t)r * ld + j], p) : zq;
+                    const float *sr = src + pi * sps + (size_t)r * ld;
+                    uint8_t      b  = r < rows ? iseg__qact_one(sr[j], p) : zq;
                     v |= (uint32_t)b << (8 * i);
                 }
                 dst[pi * dps + (size_t)t * NR + j] = v;
@@ -224,12 +232,9 @@ static void bpairs(uint32_t *dst, size_t dps, const float *src, size_t ld, size_
 #endif
     for (int pi = 0; pi < np; pi++)
         for (int t = 0; t < nw; t++)
-            for (int j = 0; j < NR; j++) {
-                const float *sp = src + pi * sps + j;
-                uint32_t     lo = 2 * t < rows ? iseg__bf16_bits(sp[(size_t)(2 * t) * ld]) : 0;
-                uint32_t     hi = 2 * t + 1 < rows ? iseg__bf16_bits(sp[(size_t)(2 * t + 1) * ld]) : 0;
-                dst[pi * dps + (size_t)t * NR + j] = lo | hi << 16;
-            }
+            for (int j = 0; j < NR; j++)
+                dst[pi * dps + (size_t)t * NR + j] =
+                    bf16_pair(src + pi * sps + j, ld, 2 * (size_t)t, (size_t)rows);
 }
 
 struct qrows_ctx {
@@ -247,11 +252,7 @@ static void qrows_task(void *vctx, size_t item, int ith) {
     uint32_t    *d = c->dst + item * c->ld;
     const float *x = c->x + item * (size_t)c->K;
     if (c->kind == ISEG_QKIND_BF16) {
-        for (size_t t = 0; t < c->ld; t++) {
-            uint32_t lo = 2 * t < (size_t)c->K ? iseg__bf16_bits(x[2 * t]) : 0;
-            uint32_t hi = 2 * t + 1 < (size_t)c->K ? iseg__bf16_bits(x[2 * t + 1]) : 0;
-            d[t]        = lo | hi << 16;
-        }
+        for (size_t t = 0; t < c->ld; t++) d[t] = bf16_pair(x, 1, 2 * t, (size_t)c->K);
         return;
     }
     uint8_t *db = (uint8_t *)d, zq = iseg__qact_one(0.0f, c->p);
@@ -353,18 +354,6 @@ const struct iseg__qkernel *iseg__qkernel(enum iseg__qkind kind) {
     return &QKERNELS[kind][isa - 1];
 }
 
-/* ---- bf16 --------------------------------------------------------------------------------- */
-
-void iseg__bf16_round_n(float *x, size_t n) {
-#if HAVE_X86
-    if (use_avx2()) {
-        iseg__bf16_round_avx2(x, n);
-        return;
-    }
-#endif
-    for (size_t i = 0; i < n; i++) x[i] = iseg__bf16_round(x[i]);
-}
-
 /* ---- driver ------------------------------------------------------------------------------- */
 
 struct qrun {
@@ -413,20 +402,6 @@ static void epilogue(const struct qrun *x, const void *vacc, int b, int g, int m
     }
 }
 
-/* Rows [k0, k0 + rows) and columns [n0, n0 + nc) of a row-major B into float panels
- * [ceil(nc/NR)][rows][NR], zero-padded. */
-static void pack_rows(float *dst, const float *B, size_t ldb, int k0, int rows, int n0, int nc) {
-    for (int p = 0; p * NR < nc; p++) {
-        int nv = nc - p * NR < NR ? nc - p * NR : NR;
-        for (int r = 0; r < rows; r++) {
-            float       *d   = dst + ((size_t)p * rows + r) * NR;
-            const float *src = B + (size_t)(k0 + r) * ldb + n0 + p * NR;
-            memcpy(d, src, (size_t)nv * sizeof(float));
-            memset(d + nv, 0, (size_t)(NR - nv) * sizeof(float));
-        }
-    }
-}
-
 /* The B block (words kw0..kw0+kwc, columns n0..n0+nc) of problem (b, g) as word panels
  * [ceil(nc/NR)][kwc][NR]. fbuf: KCF x ceil(nc/NR) NR floats. */
 static void pack_qb(const struct qrun *x, uint32_t *dst, float *fbuf, int b, int g, int kw0,
@@ -467,7 +442,8 @@ static void pack_qb(const struct qrun *x, uint32_t *dst, float *fbuf, int b, int
             if (p0 == np) continue;
         }
         /* the rest through float panels */
-        if (B) pack_rows(fbuf, B, d->ldb, k, rows, n0 + p0 * NR, nc - p0 * NR);
+        if (B) iseg__gemm_pack_b(fbuf, B + (size_t)k * d->ldb + n0 + p0 * NR, d->ldb, false, rows,
+                                 nc - p0 * NR, NR);
         else d->pack_b(d->pack_ctx, b, g, fbuf, k, rows, n0, nc, NR);
         size_t sps = (size_t)rows * NR;
         if (q8) qquads(dw + p0 * dps, dps, fbuf, NR, sps, np - p0, rows, nw, &d->act);

@@ -1,6 +1,5 @@
 /* qgemm_avx2.c - AVX2 parts of the word GEMM: the 4 x 16 int8 and (emulated) bf16 micro-kernels,
- * activation quantization into quad panels and rows, bf16 pair panels, the min/max scan, and
- * bf16 rounding.
+ * activation quantization into quad panels and rows, bf16 pair panels, the min/max scan, .
  *
  * int8 kernel: per k quad, two loads of B (16 words of 4 unsigned bytes) and four broadcasts of A
  * (4 signed bytes of one row) feed 8 vpmaddubsw (u8 x s8, adjacent pairs summed into int16:
@@ -232,15 +231,6 @@ TGT void iseg__minmax_avx2(const float *x, size_t n, float *lo, float *hi) {
         b = x[i] > b ? x[i] : b;
     }
     *lo = a, *hi = b;
-}
-
-TGT void iseg__bf16_round_avx2(float *x, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256i r = _mm256_slli_epi32(bf16_bits8(_mm256_loadu_ps(x + i)), 16);
-        _mm256_storeu_ps(x + i, _mm256_castsi256_ps(r));
-    }
-    for (; i < n; i++) x[i] = iseg__bf16_round(x[i]);
 }
 
 #else /* not x86-64 GCC/Clang: never selected */
