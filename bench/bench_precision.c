@@ -9,23 +9,17 @@
  * other precision's output; printed: the median and 5th percentile of those IoUs, the share
  * matched at IoU >= 0.5, and the number of detections >= --min-score. The change in segm AP
  * comes from a real evaluation (iseg predict --precision P --dataset ..., then iseg eval). */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime in bench_util.h */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "iseg/image.h"
 #include "iseg/mask.h"
 #include "iseg/model.h"
 
 #include "bench_util.h"
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "core/core_impl.h" /* iseg__now */
 
 /* IoUs of the fp32 detections (score >= min) against their best match in o */
 static size_t match_ious(double *out, const struct iseg_detections *f,
@@ -104,12 +98,12 @@ int main(int argc, char **argv) {
         for (int k = 0; k < n_img; k++) {
             for (int r = 0; r <= repeat; r++) {
                 iseg_detections_free(&dets[k][p]);
-                double t0 = now();
+                double t0 = iseg__now();
                 if (iseg_infer_run(ctx, &imgs[k], &dets[k][p])) {
                     fprintf(stderr, "%s: %s\n", argv[first_img + k], iseg_infer_last_error(ctx));
                     return 1;
                 }
-                if (r) runs[r - 1] = now() - t0;
+                if (r) runs[r - 1] = iseg__now() - t0;
             }
             qsort(runs, (size_t)repeat, sizeof(double), bench_cmp_double);
             times[(size_t)k * ISEG_PRECISION_COUNT + p] = runs[repeat / 2];
